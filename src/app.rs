@@ -1,0 +1,263 @@
+//! The application: its state, the one router that `main` and the tests use,
+//! the HTTP layers around it, and the server's life from start to shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::article::{self, Article, Catalog, PageCache};
+use crate::ballot::{BallotBox, WriterSettings};
+use crate::config::Config;
+use crate::content::{self, Site};
+use crate::live::Live;
+use crate::poll::{self, PollState};
+use crate::rating::{self, RatingState};
+use crate::reader::Keys;
+use crate::store::{self, Db};
+use crate::{assets, guard, health};
+
+/// Largest request body accepted: votes and ratings are a few bytes.
+const BODY_LIMIT: usize = 16 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; manifest-src 'self'";
+const PERMISSIONS_POLICY: &str =
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()";
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub catalog: Arc<Catalog>,
+    pub live: Arc<Live>,
+    pub ballots: BallotBox,
+    pub keys: Keys,
+    pub pages: Arc<PageCache>,
+}
+
+/// The state, with the writer task that must be awaited after the last request.
+pub struct Running {
+    pub state: AppState,
+    pub writer: JoinHandle<()>,
+}
+
+impl AppState {
+    /// Opens and migrates the database, imports the content, loads it, and starts the writer.
+    pub async fn build(config: Config) -> anyhow::Result<Running> {
+        let db = Db::open(&config.database_url).await?;
+        content::import(&db, &config.content_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot import the content in {}",
+                    config.content_dir.display()
+                )
+            })?;
+        let secret = store::server_secret(&db, config.secret.as_deref()).await?;
+        let (catalog, live) = load(&db).await?;
+        let live = Arc::new(live);
+        let settings = WriterSettings {
+            max_votes_per_address: config.max_votes_per_address,
+            max_batch: config.write_batch,
+        };
+        let (ballots, writer) = BallotBox::start(&db, live.clone(), settings).await?;
+        let state = Self {
+            config: Arc::new(config),
+            db,
+            catalog: Arc::new(catalog),
+            live,
+            ballots,
+            keys: Keys::derive(&secret),
+            pages: Arc::default(),
+        };
+        Ok(Running { state, writer })
+    }
+}
+
+/// Reads the articles, polls and ratings the server shows.
+async fn load(db: &Db) -> anyhow::Result<(Catalog, Live)> {
+    let site = store::articles::load_site(db.pool())
+        .await?
+        .unwrap_or(Site {
+            name: "Tribune".to_owned(),
+            footer_links: Vec::new(),
+        });
+    let rows = store::articles::load_articles(db.pool()).await?;
+    let polls = store::polls::load_polls(db.pool()).await?;
+    let mut poll_states = Vec::with_capacity(polls.len());
+    let mut articles = Vec::with_capacity(rows.len());
+    for row in rows {
+        let poll = polls.iter().find(|p| p.article_id == row.id);
+        if let Some(poll) = poll {
+            poll_states.push(PollState::new(poll.clone(), &row.slug));
+        }
+        articles.push(Article::from_row(row, poll.map(|p| p.id.as_str().into())));
+    }
+    let ratings = store::ratings::all_distributions(db.pool())
+        .await?
+        .into_iter()
+        .map(|(id, counts)| (id, RatingState { counts }))
+        .collect();
+    Ok((
+        Catalog::new(site, articles),
+        Live::new(poll_states, ratings),
+    ))
+}
+
+/// Every route, with the layers every response goes through.
+pub fn router(state: AppState) -> Router {
+    let security_headers = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(PERMISSIONS_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ));
+
+    Router::new()
+        .merge(article::routes())
+        .merge(poll::routes())
+        .merge(rating::routes())
+        .merge(health::routes())
+        .merge(assets::routes())
+        .fallback(article::routes::not_found)
+        .layer(middleware::from_fn(guard::refuse_cross_site))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::new())
+                .layer(TraceLayer::new_for_http())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                ))
+                .layer(CompressionLayer::new())
+                .layer(security_headers),
+        )
+        .with_state(state)
+}
+
+/// A bound, ready server: tests read its port; `main` runs it until a signal.
+pub struct Application {
+    listener: TcpListener,
+    running: Running,
+}
+
+impl Application {
+    /// Binds the address (port 0 picks a free one) and builds the state.
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let bound = listener.local_addr()?;
+        if config.base_url == format!("http://{}", config.bind) {
+            config.base_url = format!("http://{bound}");
+        }
+        config.bind = bound;
+        let running = AppState::build(config).await?;
+        Ok(Self { listener, running })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.running.state.config.bind
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.running.state.config.base_url
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.running.state
+    }
+
+    /// Serves until `shutdown` completes, finishes the requests in flight, then
+    /// lets the writer commit what it holds and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Running { state, writer } = self.running;
+        let db = state.db.clone();
+        let app = router(state);
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the server failed")?;
+        // The router and with it every BallotBox handle are gone: the writer drains and stops.
+        if tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the ballot box did not stop within 10 s");
+        }
+        db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

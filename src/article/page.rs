@@ -1,0 +1,289 @@
+//! What the article, print and index pages show, and the cache of the
+//! anonymous article page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use time::format_description::well_known::Rfc3339;
+
+use super::share::ShareLink;
+use super::{Article, Catalog};
+use crate::assets;
+use crate::content::{FooterLink, PollStatus};
+use crate::i18n::Labels;
+use crate::poll::PollState;
+use crate::rating::{RatingState, Stars};
+
+/// What every page's frame needs.
+pub struct PageMeta<'a> {
+    pub lang: &'static str,
+    pub title: String,
+    pub description: String,
+    pub canonical: String,
+    pub site_name: &'a str,
+    pub css: &'static str,
+    pub js: &'static str,
+    pub footer: Vec<&'a FooterLink>,
+    pub labels: &'static Labels,
+    /// `og:type`
+    pub kind: &'static str,
+}
+
+impl<'a> PageMeta<'a> {
+    pub fn new(
+        catalog: &'a Catalog,
+        labels: &'static Labels,
+        title: String,
+        description: String,
+        canonical: String,
+    ) -> Self {
+        Self {
+            lang: labels.lang.code(),
+            title,
+            description,
+            canonical,
+            site_name: &catalog.site.name,
+            css: assets::url(assets::STYLESHEET),
+            js: assets::url(assets::SCRIPT),
+            footer: catalog
+                .site
+                .footer_links
+                .iter()
+                .filter(|l| l.lang.is_none_or(|lang| lang == labels.lang))
+                .collect(),
+            labels,
+            kind: "website",
+        }
+    }
+}
+
+pub struct TranslationLink {
+    pub href: String,
+    pub lang: &'static str,
+    pub label: &'static str,
+}
+
+pub struct PollView {
+    pub id: String,
+    pub action: String,
+    pub question: String,
+    pub open: bool,
+    pub voted: bool,
+    pub closes_at: Option<String>,
+    pub options: Vec<OptionView>,
+    pub total_text: String,
+}
+
+impl PollView {
+    pub fn show_form(&self) -> bool {
+        self.open && !self.voted
+    }
+}
+
+pub struct OptionView {
+    pub id: u32,
+    pub label: String,
+    pub percent: u8,
+    /// "33 (31%)"
+    pub result: String,
+    pub chosen: bool,
+}
+
+impl PollView {
+    pub fn new(poll: &PollState, your_vote: Option<u32>, labels: &Labels) -> Self {
+        Self {
+            id: poll.id.to_string(),
+            action: format!("/polls/{}/vote", poll.id),
+            question: poll.question.clone(),
+            open: poll.is_open(),
+            voted: your_vote.is_some(),
+            closes_at: poll.closes_at.and_then(|t| t.format(&Rfc3339).ok()),
+            options: poll
+                .options
+                .iter()
+                .zip(&poll.percents)
+                .map(|(o, &percent)| OptionView {
+                    id: o.id,
+                    label: o.label.clone(),
+                    percent,
+                    result: format!("{} ({percent}%)", o.votes),
+                    chosen: your_vote == Some(o.id),
+                })
+                .collect(),
+            total_text: labels.votes_in_parens(poll.total_votes),
+        }
+    }
+}
+
+pub struct RatingView {
+    pub action: String,
+    /// The average to one decimal, when anyone has rated.
+    pub average: Option<String>,
+    /// "(no votes)", "(3 votes)"
+    pub count_text: String,
+    pub your_rating: Option<u8>,
+    pub stars: Vec<StarView>,
+}
+
+pub struct StarView {
+    pub value: u8,
+    pub label: String,
+    pub checked: bool,
+    /// Filled in the average display.
+    pub lit: bool,
+}
+
+impl RatingView {
+    pub fn new(slug: &str, rating: &RatingState, your_rating: Option<u8>, labels: &Labels) -> Self {
+        let average = rating.average();
+        let rounded = average.map(|a| (a * 2.0).round() / 2.0).unwrap_or(0.0);
+        Self {
+            action: format!("/articles/{slug}/rating"),
+            average: average.map(|a| format!("{a:.1}")),
+            count_text: labels.votes_in_parens(rating.count()),
+            your_rating,
+            stars: Stars::ALL
+                .iter()
+                .map(|&value| StarView {
+                    value,
+                    label: labels.stars_of_five(value),
+                    checked: your_rating == Some(value),
+                    lit: f64::from(value) <= rounded,
+                })
+                .collect(),
+        }
+    }
+}
+
+pub struct ShareView {
+    pub url: String,
+    pub title: String,
+    pub links: Vec<ShareLink>,
+}
+
+#[derive(Template)]
+#[template(path = "article.html")]
+pub struct ArticlePage<'a> {
+    pub meta: PageMeta<'a>,
+    pub article: &'a Article,
+    pub translation: Option<TranslationLink>,
+    pub poll: Option<PollView>,
+    pub rating: RatingView,
+    pub share: ShareView,
+    pub json_ld: String,
+    pub print_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "print.html")]
+pub struct PrintPage<'a> {
+    pub meta: PageMeta<'a>,
+    pub article: &'a Article,
+    pub poll: Option<PollView>,
+    pub rating: RatingView,
+    pub page_url: String,
+}
+
+pub struct IndexEntry<'a> {
+    pub article: &'a Article,
+    pub lang: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct IndexPage<'a> {
+    pub meta: PageMeta<'a>,
+    pub entries: Vec<IndexEntry<'a>>,
+}
+
+/// The `Article` structured data, with `AggregateRating` only when there are ratings.
+pub fn json_ld(article: &Article, site_name: &str, url: &str, rating: &RatingState) -> String {
+    let mut data = serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Article",
+        "headline": article.title,
+        "inLanguage": article.lang.code(),
+        "url": url,
+        "mainEntityOfPage": url,
+        "description": article.summary,
+        "author": { "@type": "Person", "name": article.author.name, "description": article.author.bio },
+        "publisher": { "@type": "Organization", "name": site_name },
+    });
+    if let Some(published) = &article.published {
+        data["datePublished"] = published.clone().into();
+    }
+    if let Some(image) = &article.image {
+        let mut object = serde_json::json!({ "@type": "ImageObject", "creditText": image.credit });
+        if let Some(src) = &image.src {
+            object["contentUrl"] = src.clone().into();
+        }
+        data["image"] = object;
+    }
+    if let Some(average) = rating.average() {
+        data["aggregateRating"] = serde_json::json!({
+            "@type": "AggregateRating",
+            "ratingValue": average,
+            "ratingCount": rating.count(),
+            "bestRating": 5,
+            "worstRating": 1,
+        });
+    }
+    // Inside <script>, "</" must not appear.
+    data.to_string().replace("</", "<\\/")
+}
+
+/// The anonymous article page, rendered once per state of its poll and rating.
+#[derive(Default)]
+pub struct PageCache {
+    pages: RwLock<HashMap<String, CachedPage>>,
+}
+
+struct CachedPage {
+    poll: Option<Arc<PollState>>,
+    poll_open: bool,
+    rating: Arc<RatingState>,
+    body: Bytes,
+}
+
+impl PageCache {
+    /// The cached page, if it was rendered from exactly this state.
+    pub fn get(
+        &self,
+        slug: &str,
+        poll: Option<&Arc<PollState>>,
+        rating: &Arc<RatingState>,
+    ) -> Option<Bytes> {
+        let pages = self.pages.read();
+        let page = pages.get(slug)?;
+        let same_poll = match (&page.poll, poll) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) && page.poll_open == b.is_open(),
+            (None, None) => true,
+            _ => false,
+        };
+        (same_poll && Arc::ptr_eq(&page.rating, rating)).then(|| page.body.clone())
+    }
+
+    pub fn put(
+        &self,
+        slug: &str,
+        poll: Option<Arc<PollState>>,
+        rating: Arc<RatingState>,
+        body: Bytes,
+    ) {
+        let poll_open = poll
+            .as_ref()
+            .is_some_and(|p| p.status_at(time::OffsetDateTime::now_utc()) == PollStatus::Open);
+        self.pages.write().insert(
+            slug.to_owned(),
+            CachedPage {
+                poll,
+                poll_open,
+                rating,
+                body,
+            },
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! `GET /`, `GET /articles/{slug}` and `GET /articles/{slug}/print`.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum_extra::extract::SignedCookieJar;
+use bytes::Bytes;
+
+use super::page::{
+    ArticlePage, IndexEntry, IndexPage, PageMeta, PollView, PrintPage, RatingView, ShareView,
+    TranslationLink, json_ld,
+};
+use super::share::share_links;
+use super::{Article, Catalog};
+use crate::app::AppState;
+use crate::error::{AppError, Result};
+use crate::i18n::Lang;
+use crate::reader::{self, ReaderId};
+use crate::store;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/articles/{slug}", get(article_page))
+        .route("/articles/{slug}/print", get(print_page))
+}
+
+async fn index(State(state): State<AppState>) -> Result<Response> {
+    let catalog = &state.catalog;
+    let labels = catalog
+        .articles
+        .first()
+        .map_or(Lang::En, |a| a.lang)
+        .labels();
+    let meta = PageMeta::new(
+        catalog,
+        labels,
+        catalog.site.name.clone(),
+        format!("{}: {}", catalog.site.name, labels.articles),
+        format!("{}/", state.config.base_url),
+    );
+    let entries = catalog
+        .articles
+        .iter()
+        .map(|article| IndexEntry {
+            article,
+            lang: article.lang.code(),
+        })
+        .collect();
+    let html = IndexPage { meta, entries }.render()?;
+    Ok(page_response(html.into(), None))
+}
+
+fn find(catalog: &Catalog, slug: &str) -> Result<Arc<Article>> {
+    catalog
+        .article(slug)
+        .cloned()
+        .ok_or_else(|| AppError::not_found("article"))
+}
+
+async fn article_page(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    jar: SignedCookieJar,
+) -> Result<Response> {
+    let article = find(&state.catalog, &slug)?;
+    let reader = reader::identify(&jar);
+    let poll = article
+        .poll_id
+        .as_deref()
+        .and_then(|id| state.live.poll(id));
+    let rating = state.live.rating(article.id);
+
+    if reader.is_none()
+        && let Some(body) = state.pages.get(&article.slug, poll.as_ref(), &rating)
+    {
+        return Ok(page_response(body, None));
+    }
+    let (your_vote, your_rating) = reader_state(&state, &article, reader.as_ref()).await?;
+
+    let catalog = &state.catalog;
+    let labels = article.lang.labels();
+    let url = format!("{}{}", state.config.base_url, article.path());
+    let mut meta = PageMeta::new(
+        catalog,
+        labels,
+        article.title.clone(),
+        article.summary.clone(),
+        url.clone(),
+    );
+    meta.kind = "article";
+    let translation = article
+        .translation
+        .as_deref()
+        .and_then(|slug| catalog.article(slug))
+        .map(|other| TranslationLink {
+            href: other.path(),
+            lang: other.lang.code(),
+            label: other.lang.labels().read_in_this_language,
+        });
+    let page = ArticlePage {
+        json_ld: json_ld(&article, &catalog.site.name, &url, &rating),
+        print_url: format!("{}/print", article.path()),
+        translation,
+        poll: poll.as_deref().map(|p| PollView::new(p, your_vote, labels)),
+        rating: RatingView::new(&article.slug, &rating, your_rating, labels),
+        share: ShareView {
+            links: share_links(&url, &article.title, labels.share_by_email),
+            url,
+            title: article.title.clone(),
+        },
+        article: &article,
+        meta,
+    };
+    let body = Bytes::from(page.render()?);
+    match reader {
+        Some(reader) => Ok(page_response(body, Some(reader))),
+        None => {
+            state.pages.put(&article.slug, poll, rating, body.clone());
+            Ok(page_response(body, None))
+        }
+    }
+}
+
+async fn print_page(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    jar: SignedCookieJar,
+) -> Result<Response> {
+    let article = find(&state.catalog, &slug)?;
+    let reader = reader::identify(&jar);
+    let (your_vote, your_rating) = reader_state(&state, &article, reader.as_ref()).await?;
+    let labels = article.lang.labels();
+    let url = format!("{}{}", state.config.base_url, article.path());
+    let mut meta = PageMeta::new(
+        &state.catalog,
+        labels,
+        article.title.clone(),
+        article.summary.clone(),
+        url.clone(),
+    );
+    meta.kind = "article";
+    let poll = article
+        .poll_id
+        .as_deref()
+        .and_then(|id| state.live.poll(id));
+    let rating = state.live.rating(article.id);
+    let page = PrintPage {
+        poll: poll.as_deref().map(|p| PollView::new(p, your_vote, labels)),
+        rating: RatingView::new(&article.slug, &rating, your_rating, labels),
+        page_url: url,
+        article: &article,
+        meta,
+    };
+    Ok(page_response(page.render()?.into(), reader))
+}
+
+/// The reader's own vote and rating on this article, when they have a cookie.
+async fn reader_state(
+    state: &AppState,
+    article: &Article,
+    reader: Option<&ReaderId>,
+) -> Result<(Option<u32>, Option<u8>)> {
+    let Some(reader) = reader else {
+        return Ok((None, None));
+    };
+    let vote = match &article.poll_id {
+        Some(poll) => store::polls::reader_choice(state.db.pool(), poll, reader.as_str()).await?,
+        None => None,
+    };
+    let rating =
+        store::ratings::reader_rating(state.db.pool(), article.id, reader.as_str()).await?;
+    Ok((vote, rating))
+}
+
+/// A page, cacheable by nobody when it carries a reader's own state.
+fn page_response(body: Bytes, reader: Option<ReaderId>) -> Response {
+    let cache = if reader.is_some() {
+        "private, no-cache"
+    } else {
+        "no-cache"
+    };
+    (
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            (header::VARY, HeaderValue::from_static("Cookie")),
+        ],
+        Html(body),
+    )
+        .into_response()
+}
+
+/// Anything else: a page that says so.
+pub async fn not_found() -> AppError {
+    AppError::not_found("page")
+}

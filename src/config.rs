@@ -1,0 +1,57 @@
+//! Server configuration, as the command line and the environment give it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// Where the database lives when nothing says otherwise.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tribune.db";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub content_dir: PathBuf,
+    /// Absolute URL the site is reached at, without a trailing slash.
+    pub base_url: String,
+    /// Votes one address may cast per poll per hour; `None` turns the cap off.
+    pub max_votes_per_address: Option<u32>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Configured secret; when `None` one is made once and kept in the database.
+    pub secret: Option<String>,
+    /// Most votes and ratings committed in one transaction.
+    pub write_batch: usize,
+}
+
+impl Config {
+    /// A configuration for the given database and content, with the defaults of `tribune serve`.
+    pub fn new(database_url: impl Into<String>, content_dir: impl Into<PathBuf>) -> Self {
+        let bind = SocketAddr::from(([127, 0, 0, 1], 8080));
+        Self {
+            bind,
+            database_url: database_url.into(),
+            content_dir: content_dir.into(),
+            base_url: format!("http://{bind}"),
+            max_votes_per_address: Some(20),
+            trusted_proxies: Vec::new(),
+            secret: None,
+            write_batch: 1024,
+        }
+    }
+
+    /// Cookies get `Secure` when the site is served over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.base_url.starts_with("https://")
+    }
+}
+
+/// Normalises a base URL: trims it and drops the trailing slash.
+pub fn normalise_base_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "base URL must start with http:// or https://, got {url:?}"
+        ));
+    }
+    Ok(url.to_owned())
+}

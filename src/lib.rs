@@ -1,0 +1,29 @@
+//! Tribune publishes an analytical article with a star rating, share links, a
+//! print view, a link to its other-language version and a live poll.
+//!
+//! `app` assembles the router that `main` and every test use; each capability
+//! (`article`, `poll`, `rating`, `health`) owns its routes; `store` owns the SQL;
+//! `ballot` is the single writer for votes and ratings; `live` holds the latest
+//! poll and rating state that pages and streams read.
+
+pub mod api;
+pub mod app;
+pub mod article;
+pub mod assets;
+pub mod ballot;
+pub mod cli;
+pub mod config;
+pub mod content;
+pub mod error;
+pub mod guard;
+pub mod health;
+pub mod i18n;
+pub mod live;
+pub mod poll;
+pub mod rating;
+pub mod reader;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{AppState, Application, router};
+pub use config::Config;

@@ -1,0 +1,124 @@
+//! The 1–5 star rating: its state, the JSON it shows, and its routes.
+
+pub mod routes;
+
+use serde::{Deserialize, Serialize};
+
+pub use routes::routes;
+
+/// A rating a reader gives: a whole number of stars from 1 to 5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u8")]
+pub struct Stars(u8);
+
+impl Stars {
+    pub const ALL: [u8; 5] = [1, 2, 3, 4, 5];
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Stars {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match n {
+            1..=5 => Ok(Self(n as u8)),
+            _ => Err(format!("stars must be a whole number from 1 to 5, got {n}")),
+        }
+    }
+}
+
+impl From<Stars> for u8 {
+    fn from(stars: Stars) -> u8 {
+        stars.0
+    }
+}
+
+/// How many readers gave an article each number of stars (index 0 is one star).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RatingState {
+    pub counts: [u64; 5],
+}
+
+impl RatingState {
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The exact mean, `None` when nobody has rated.
+    pub fn average(&self) -> Option<f64> {
+        let count = self.count();
+        let sum: u64 = self
+            .counts
+            .iter()
+            .zip(1_u64..)
+            .map(|(n, stars)| n * stars)
+            .sum();
+        (count > 0).then(|| sum as f64 / count as f64)
+    }
+
+    pub fn summary(&self, article: &str, your_rating: Option<u8>) -> RatingSummary {
+        let [one, two, three, four, five] = self.counts;
+        RatingSummary {
+            article: article.to_owned(),
+            average: self.average(),
+            count: self.count(),
+            distribution: Distribution {
+                one,
+                two,
+                three,
+                four,
+                five,
+            },
+            your_rating,
+        }
+    }
+}
+
+/// `GET /api/v1/articles/{slug}/rating`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RatingSummary {
+    pub article: String,
+    pub average: Option<f64>,
+    pub count: u64,
+    pub distribution: Distribution,
+    pub your_rating: Option<u8>,
+}
+
+/// Ratings per star, keyed "1" to "5".
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Distribution {
+    #[serde(rename = "1")]
+    pub one: u64,
+    #[serde(rename = "2")]
+    pub two: u64,
+    #[serde(rename = "3")]
+    pub three: u64,
+    #[serde(rename = "4")]
+    pub four: u64,
+    #[serde(rename = "5")]
+    pub five: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_is_exact_and_none_at_zero() {
+        assert_eq!(RatingState::default().average(), None);
+        let state = RatingState {
+            counts: [1, 0, 0, 0, 2],
+        };
+        assert_eq!(state.count(), 3);
+        assert_eq!(state.average(), Some(11.0 / 3.0));
+    }
+
+    #[test]
+    fn stars_are_one_to_five() {
+        assert!(Stars::try_from(0).is_err());
+        assert!(Stars::try_from(6).is_err());
+        assert_eq!(Stars::try_from(4).map(Stars::get), Ok(4));
+    }
+}

@@ -1,0 +1,193 @@
+//! Who a reader is: a random id in a signed cookie, and a keyed hash of their address.
+//!
+//! The cookie is set on a reader's first vote or rating, never on reading, so
+//! anonymous pages stay shareable. Addresses are never stored: only
+//! `AddressHash`, keyed with the server secret, to cap votes per address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum_extra::extract::SignedCookieJar;
+use axum_extra::extract::cookie::{Cookie, Key, SameSite};
+
+use crate::app::AppState;
+
+pub const COOKIE: &str = "tribune_reader";
+/// Readers are remembered for about two years.
+const COOKIE_MAX_AGE: time::Duration = time::Duration::days(730);
+
+/// A reader's random id, as carried in their cookie.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReaderId(String);
+
+impl ReaderId {
+    fn fresh() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        let id = uuid::Uuid::try_parse(value).ok()?;
+        Some(Self(id.simple().to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The reader of a request, if their cookie is present and correctly signed.
+pub fn identify(jar: &SignedCookieJar) -> Option<ReaderId> {
+    jar.get(COOKIE).and_then(|c| ReaderId::parse(c.value()))
+}
+
+/// The reader of a request, giving a new reader a cookie.
+pub fn identify_or_issue(jar: SignedCookieJar, secure: bool) -> (SignedCookieJar, ReaderId) {
+    if let Some(reader) = identify(&jar) {
+        return (jar, reader);
+    }
+    let reader = ReaderId::fresh();
+    let cookie = Cookie::build((COOKIE, reader.0.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(COOKIE_MAX_AGE)
+        .build();
+    (jar.add(cookie), reader)
+}
+
+/// The keys derived from the server secret.
+#[derive(Clone)]
+pub struct Keys {
+    pub cookie: Key,
+    address: [u8; 32],
+}
+
+impl Keys {
+    pub fn derive(secret: &[u8]) -> Self {
+        let mut cookie = [0_u8; 64];
+        cookie[..32].copy_from_slice(&blake3::derive_key(
+            "tribune 2026 reader cookie signing, part 1",
+            secret,
+        ));
+        cookie[32..].copy_from_slice(&blake3::derive_key(
+            "tribune 2026 reader cookie signing, part 2",
+            secret,
+        ));
+        Self {
+            cookie: Key::from(&cookie),
+            address: blake3::derive_key("tribune 2026 address hashing", secret),
+        }
+    }
+
+    pub fn hash_address(&self, ip: IpAddr) -> AddressHash {
+        let bytes = match ip.to_canonical() {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        AddressHash(*blake3::keyed_hash(&self.address, &bytes).as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Key {
+        state.keys.cookie.clone()
+    }
+}
+
+/// A keyed hash of a reader's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressHash(pub [u8; 32]);
+
+/// The reader's address: the peer, or, when the peer is a trusted proxy, the
+/// nearest address in `X-Forwarded-For` that is not one. `None` only when the
+/// server was started without connection info (some tests).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical());
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        Ok(Self(peer.map(|peer| {
+            client_ip(peer, &forwarded, &state.config.trusted_proxies)
+        })))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpAddr]) -> IpAddr {
+    let mut client = peer;
+    for hop in forwarded_for.iter().rev() {
+        if !trusted.contains(&client) {
+            break;
+        }
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => client = ip.to_canonical(),
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy = ip("10.0.0.1");
+        let client = ip("203.0.113.7");
+        assert_eq!(
+            client_ip(client, &["198.51.100.1"], &[proxy]),
+            client,
+            "untrusted peer"
+        );
+        assert_eq!(
+            client_ip(proxy, &["198.51.100.1", "203.0.113.7"], &[proxy]),
+            client
+        );
+        assert_eq!(client_ip(proxy, &["garbage"], &[proxy]), proxy);
+        assert_eq!(client_ip(proxy, &[], &[proxy]), proxy);
+    }
+
+    #[test]
+    fn address_hashes_are_keyed() {
+        let a = Keys::derive(b"one secret that is long enough!!");
+        let b = Keys::derive(b"another secret, also long enough");
+        assert_ne!(
+            a.hash_address(ip("127.0.0.1")),
+            b.hash_address(ip("127.0.0.1"))
+        );
+        assert_eq!(
+            a.hash_address(ip("127.0.0.1")),
+            a.hash_address(ip("::ffff:127.0.0.1"))
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! The SQL layer: every query Tribune runs lives in this module and its children.
+//!
+//! Reads go through a small pool; writes of votes and ratings go through the
+//! ballot box's own connection (see `crate::ballot`), so SQLite sees one writer.
+
+pub mod articles;
+pub mod export;
+pub mod polls;
+pub mod ratings;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// The database: a pool for reads and imports, and the options to open the writer.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: SqlitePool,
+    options: SqliteConnectOptions,
+}
+
+impl Db {
+    /// Opens (creating it and its folder when missing) and migrates the database.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("bad database URL {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // An acknowledged vote must survive a power cut.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(folder) = options.get_filename().parent()
+            && !folder.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open the database {url:?}"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("cannot apply the database migrations")?;
+        Ok(Self { pool, options })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A connection of its own for the single writer.
+    pub async fn writer_connection(&self) -> anyhow::Result<SqliteConnection> {
+        self.options
+            .connect()
+            .await
+            .context("cannot open the writer connection")
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("select 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// The server secret: the configured one, or the one made on first start and kept here.
+pub async fn server_secret(db: &Db, configured: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = configured {
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "the secret must be at least 32 characters long"
+        );
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let mut fresh = [0_u8; 64];
+    getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    sqlx::query(
+        r"insert into server_secret (id, secret) values (1, ?) on conflict (id) do nothing",
+    )
+    .bind(&fresh[..])
+    .execute(db.pool())
+    .await?;
+    let row = sqlx::query(r"select secret from server_secret where id = 1")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get("secret")?)
+}
+
+/// Writes a consistent copy of the live database to `path`, which must not exist.
+pub async fn backup(db: &Db, path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(!path.exists(), "{} already exists", path.display());
+    let target = path
+        .to_str()
+        .context("the backup path must be valid UTF-8")?
+        .to_owned();
+    sqlx::query(r"vacuum into ?")
+        .bind(target)
+        .execute(db.pool())
+        .await
+        .with_context(|| format!("cannot back up to {}", path.display()))?;
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, as stored in `cast_at` and `rated_at`.
+pub fn now_millis() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,260 @@
+//! Polls, their options and tallies, and the votes cast in them.
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::content::{PollDoc, PollStatus};
+
+/// Why a poll in the content cannot replace the stored one.
+#[derive(Debug, thiserror::Error)]
+pub enum PollSyncError {
+    #[error("option {option} of poll {poll:?} has {votes} votes cast; it cannot be removed")]
+    OptionHasVotes {
+        poll: String,
+        option: i64,
+        votes: i64,
+    },
+    #[error("poll {poll:?} belongs to article {article:?}")]
+    PollOfAnotherArticle { poll: String, article: String },
+    #[error("the article's earlier poll {poll:?} has votes cast; it cannot be replaced")]
+    EarlierPollHasVotes { poll: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Makes the stored poll of `article_id` match the content; never touches cast votes.
+pub async fn sync_poll(
+    conn: &mut SqliteConnection,
+    article_id: i64,
+    poll: Option<&PollDoc>,
+) -> Result<(), PollSyncError> {
+    // An earlier poll of this article under another id goes, unless people voted in it.
+    let earlier: Vec<(String, i64)> = sqlx::query_as(
+        r"select p.id, coalesce((select sum(cast_votes) from poll_options o where o.poll_id = p.id), 0)
+            from polls p where p.article_id = ? and p.id is not ?",
+    )
+    .bind(article_id)
+    .bind(poll.map(|p| p.id.as_str()))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, votes) in earlier {
+        if votes > 0 {
+            return Err(PollSyncError::EarlierPollHasVotes { poll: id });
+        }
+        sqlx::query(r"delete from polls where id = ?")
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let Some(poll) = poll else { return Ok(()) };
+
+    let owner: Option<(i64, String)> = sqlx::query_as(
+        r"select a.id, a.slug from polls p join articles a on a.id = p.article_id where p.id = ?",
+    )
+    .bind(&poll.id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((owner_id, slug)) = owner
+        && owner_id != article_id
+    {
+        return Err(PollSyncError::PollOfAnotherArticle {
+            poll: poll.id.clone(),
+            article: slug,
+        });
+    }
+
+    let closes_at = poll.closes_at.and_then(|t| t.format(&Rfc3339).ok());
+    sqlx::query(
+        r"insert into polls (id, article_id, question, status, closes_at) values (?, ?, ?, ?, ?)
+          on conflict (id) do update set question = excluded.question, status = excluded.status,
+                                         closes_at = excluded.closes_at",
+    )
+    .bind(&poll.id)
+    .bind(article_id)
+    .bind(&poll.question)
+    .bind(poll.status.as_str())
+    .bind(closes_at)
+    .execute(&mut *conn)
+    .await?;
+
+    let stored: Vec<(i64, i64)> =
+        sqlx::query_as(r"select option_id, cast_votes from poll_options where poll_id = ?")
+            .bind(&poll.id)
+            .fetch_all(&mut *conn)
+            .await?;
+    for (option, votes) in stored {
+        if poll.options.iter().any(|o| i64::from(o.id) == option) {
+            continue;
+        }
+        if votes > 0 {
+            return Err(PollSyncError::OptionHasVotes {
+                poll: poll.id.clone(),
+                option,
+                votes,
+            });
+        }
+        sqlx::query(r"delete from poll_options where poll_id = ? and option_id = ?")
+            .bind(&poll.id)
+            .bind(option)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (position, option) in poll.options.iter().enumerate() {
+        sqlx::query(
+            r"insert into poll_options (poll_id, option_id, position, label, seed_votes) values (?, ?, ?, ?, ?)
+              on conflict (poll_id, option_id) do update set
+                  position = excluded.position, label = excluded.label, seed_votes = excluded.seed_votes",
+        )
+        .bind(&poll.id)
+        .bind(option.id)
+        .bind(position as i64)
+        .bind(&option.label)
+        .bind(option.seed_votes)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A poll as stored, with its tallies.
+#[derive(Clone, Debug)]
+pub struct PollRow {
+    pub id: String,
+    pub article_id: i64,
+    pub question: String,
+    pub status: PollStatus,
+    pub closes_at: Option<OffsetDateTime>,
+    pub options: Vec<OptionTally>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionTally {
+    pub id: u32,
+    pub label: String,
+    /// Imported starting tally plus the votes cast here.
+    pub votes: u64,
+}
+
+pub async fn load_polls(pool: &SqlitePool) -> sqlx::Result<Vec<PollRow>> {
+    let polls =
+        sqlx::query(r"select id, article_id, question, status, closes_at from polls order by id")
+            .fetch_all(pool)
+            .await?;
+    let mut out = Vec::with_capacity(polls.len());
+    for row in polls {
+        let id: String = row.get("id");
+        let status: String = row.get("status");
+        let closes_at: Option<String> = row.get("closes_at");
+        let options = sqlx::query(
+            r"select option_id, label, seed_votes + cast_votes as votes
+                from poll_options where poll_id = ? order by position",
+        )
+        .bind(&id)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|o| OptionTally {
+            id: o.get::<i64, _>("option_id") as u32,
+            label: o.get("label"),
+            votes: o.get::<i64, _>("votes").max(0) as u64,
+        })
+        .collect();
+        out.push(PollRow {
+            id,
+            article_id: row.get("article_id"),
+            question: row.get("question"),
+            status: if status == "closed" {
+                PollStatus::Closed
+            } else {
+                PollStatus::Open
+            },
+            closes_at: closes_at.and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
+            options,
+        });
+    }
+    Ok(out)
+}
+
+/// The current tally of each option of a poll: `(option id, votes)` in display order.
+pub async fn tallies(conn: &mut SqliteConnection, poll: &str) -> sqlx::Result<Vec<(u32, u64)>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        r"select option_id, seed_votes + cast_votes from poll_options where poll_id = ? order by position",
+    )
+    .bind(poll)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, votes)| (id as u32, votes.max(0) as u64))
+        .collect())
+}
+
+/// The option a reader chose in a poll, if they voted.
+pub async fn reader_choice(
+    pool: &SqlitePool,
+    poll: &str,
+    voter: &str,
+) -> sqlx::Result<Option<u32>> {
+    let choice: Option<i64> =
+        sqlx::query_scalar(r"select option_id from votes where poll_id = ? and voter = ?")
+            .bind(poll)
+            .bind(voter)
+            .fetch_optional(pool)
+            .await?;
+    Ok(choice.map(|c| c as u32))
+}
+
+/// Records a vote unless the reader has one in this poll; true when it was recorded.
+pub async fn insert_vote(
+    conn: &mut SqliteConnection,
+    poll: &str,
+    option: u32,
+    voter: &str,
+    address_hash: Option<&[u8]>,
+    cast_at: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        r"insert into votes (poll_id, option_id, voter, address_hash, cast_at) values (?, ?, ?, ?, ?)
+          on conflict (poll_id, voter) do nothing",
+    )
+    .bind(poll)
+    .bind(option)
+    .bind(voter)
+    .bind(address_hash)
+    .bind(cast_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether a reader has voted in a poll.
+pub async fn has_voted(conn: &mut SqliteConnection, poll: &str, voter: &str) -> sqlx::Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar(r"select 1 from votes where poll_id = ? and voter = ?")
+            .bind(poll)
+            .bind(voter)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Votes from one address in a poll since `since`, and when the oldest of them was cast.
+pub async fn votes_from_address_since(
+    conn: &mut SqliteConnection,
+    poll: &str,
+    address_hash: &[u8],
+    since: i64,
+) -> sqlx::Result<(u32, Option<i64>)> {
+    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+        r"select count(*), min(cast_at) from votes
+           where poll_id = ? and address_hash = ? and cast_at > ?",
+    )
+    .bind(poll)
+    .bind(address_hash)
+    .bind(since)
+    .fetch_one(conn)
+    .await?;
+    Ok((count.max(0) as u32, oldest))
+}
