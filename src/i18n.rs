@@ -182,6 +182,11 @@ impl Labels {
         }
     }
 
+    /// The words for counts, for the page's script: `{"one","few","many","none"}`.
+    pub fn plural_forms_json(&self) -> String {
+        serde_json::json!({ "one": self.one, "few": self.few, "many": self.many, "none": self.no_votes }).to_string()
+    }
+
     /// "4 stars of 5", as a screen reader reads a star's label.
     pub fn stars_of_five(&self, n: u8) -> String {
         let word = match plural(self.lang, u64::from(n)) {

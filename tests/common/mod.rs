@@ -1,0 +1,149 @@
+//! Test support: a real Tribune server on 127.0.0.1:0 with its own database and content.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tribune::{Application, Config};
+
+pub const ARTICLE: &str = "/articles/csto-summit-2015";
+pub const POLL: &str = "us-long-term-goals";
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub dir: TempDir,
+    pub database_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The repository's own content folder.
+pub fn repo_content() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("content")
+}
+
+/// Copies a content folder into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A temporary folder with a copy of the repository's content, plus extra articles.
+pub fn content_with(extra: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_content(), dir.path());
+    for (name, text) in extra {
+        std::fs::write(dir.path().join("articles").join(name), text).unwrap();
+    }
+    dir
+}
+
+impl TestApp {
+    /// The seed content, the per-address cap off.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// The seed content, with `adjust` applied to the configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo_content(), &dir.path().join("content"));
+        let database_url = format!("sqlite://{}", dir.path().join("data/tribune.db").display());
+        Self::start(dir, database_url, adjust).await
+    }
+
+    /// Starts a server on an existing folder (with `content/`) and database.
+    pub async fn start(dir: TempDir, database_url: String, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::new(database_url.clone(), dir.path().join("content"));
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.base_url = "http://127.0.0.1:0".into();
+        config.max_votes_per_address = None;
+        adjust(&mut config);
+        let app = Application::build(config).await.expect("the server starts");
+        let addr = app.local_addr();
+        let base = format!("http://{addr}");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Self { addr, base, dir, database_url, stop: Some(stop), task: Some(task) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A client that keeps cookies, like one reader's browser, and does not follow redirects.
+    pub fn reader(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// Stops the server gracefully and gives back its folder and database.
+    pub async fn stop(mut self) -> (TempDir, String) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (dir, self.database_url.clone())
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = reqwest::get(self.url(path)).await.unwrap();
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.text().await.unwrap()
+    }
+
+    pub async fn poll_json(&self, client: &reqwest::Client) -> serde_json::Value {
+        client.get(self.url(&format!("/api/v1/polls/{POLL}"))).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Casts a vote through the API as `client`; returns the status.
+    pub async fn vote(&self, client: &reqwest::Client, option: u32) -> reqwest::StatusCode {
+        client
+            .post(self.url(&format!("/api/v1/polls/{POLL}/votes")))
+            .json(&serde_json::json!({ "option": option }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+/// The votes of each option, in order, from a poll JSON.
+pub fn tallies(poll: &serde_json::Value) -> Vec<u64> {
+    poll["options"].as_array().unwrap().iter().map(|o| o["votes"].as_u64().unwrap()).collect()
+}
+
+/// A Russian translation of the seed article, for the language-link tests.
+pub const RUSSIAN_FIXTURE: &str = r#"+++
+title = "Саммит ОДКБ 2015 года"
+slug = "csto-summit-2015-ru"
+lang = "ru"
+translation = "csto-summit-2015"
+
+[author]
+name = "Юлия Никитина"
+bio = "Кандидат политических наук, доцент"
++++
+
+Тестовый перевод: первый абзац.
+
+Второй абзац.
+"#;
