@@ -29,6 +29,7 @@ use crate::poll::{self, PollState};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
+use crate::events::{self, Streams};
 use crate::{assets, guard, health};
 
 /// Largest request body accepted: votes and ratings are a few bytes.
@@ -49,6 +50,7 @@ pub struct AppState {
     pub ballots: BallotBox,
     pub keys: Keys,
     pub pages: Arc<PageCache>,
+    pub streams: Streams,
 }
 
 /// The state, with the writer task that must be awaited after the last request.
@@ -85,6 +87,7 @@ impl AppState {
             ballots,
             keys: Keys::derive(&secret),
             pages: Arc::default(),
+            streams: Streams::default(),
         };
         Ok(Running { state, writer })
     }
@@ -152,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .merge(article::routes())
         .merge(poll::routes())
         .merge(rating::routes())
+        .merge(events::routes())
         .merge(health::routes())
         .merge(assets::routes())
         .fallback(article::routes::not_found)

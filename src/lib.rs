@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod health;
 pub mod i18n;
