@@ -216,7 +216,13 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Running { state, writer } = self.running;
         let db = state.db.clone();
+        let streams = state.streams.shutdown.clone();
         let app = router(state);
+        // Open event streams would keep a graceful shutdown waiting: end them first.
+        let shutdown = async move {
+            shutdown.await;
+            streams.cancel();
+        };
         axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -75,6 +75,8 @@ pub struct PollView {
     pub closes_at: Option<String>,
     pub options: Vec<OptionView>,
     pub total_text: String,
+    /// "108 votes", for the total line under the results.
+    pub total_votes_text: String,
 }
 
 impl PollView {
@@ -114,6 +116,7 @@ impl PollView {
                 })
                 .collect(),
             total_text: labels.votes_in_parens(poll.total_votes),
+            total_votes_text: labels.votes(poll.total_votes),
         }
     }
 }
@@ -134,6 +137,8 @@ pub struct StarView {
     pub checked: bool,
     /// Filled in the average display.
     pub lit: bool,
+    /// Half filled: the average, to the nearest half, ends on this star.
+    pub half: bool,
 }
 
 impl RatingView {
@@ -152,6 +157,7 @@ impl RatingView {
                     label: labels.stars_of_five(value),
                     checked: your_rating == Some(value),
                     lit: f64::from(value) <= rounded,
+                    half: f64::from(value) - 0.5 == rounded,
                 })
                 .collect(),
         }
