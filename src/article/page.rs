@@ -58,6 +58,15 @@ impl<'a> PageMeta<'a> {
             kind: "website",
         }
     }
+
+    /// The words for counts, for the script's `data-forms`; brackets as JSON
+    /// escapes, so "(no votes)" appears in the page only where it is shown.
+    pub fn plural_forms_attr(&self) -> String {
+        self.labels
+            .plural_forms_json()
+            .replace('(', "\\u0028")
+            .replace(')', "\\u0029")
+    }
 }
 
 pub struct TranslationLink {
@@ -74,9 +83,8 @@ pub struct PollView {
     pub voted: bool,
     pub closes_at: Option<String>,
     pub options: Vec<OptionView>,
-    pub total_text: String,
     /// "108 votes", for the total line under the results.
-    pub total_votes_text: String,
+    pub total_text: String,
 }
 
 impl PollView {
@@ -115,8 +123,7 @@ impl PollView {
                     chosen: your_vote == Some(o.id),
                 })
                 .collect(),
-            total_text: labels.votes_in_parens(poll.total_votes),
-            total_votes_text: labels.votes(poll.total_votes),
+            total_text: labels.votes(poll.total_votes),
         }
     }
 }
