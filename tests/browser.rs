@@ -262,6 +262,14 @@ impl Browser {
             profile,
         };
         browser.check_javascript(js).await;
+        if js == Js::On {
+            browser
+                .cdp(
+                    "Page.addScriptToEvaluateOnNewDocument",
+                    json!({ "source": WATCH_EVENT_STREAMS }),
+                )
+                .await;
+        }
         Some(browser)
     }
 
@@ -283,6 +291,57 @@ impl Browser {
         );
         // Nothing from this probe page counts against the article page.
         let _ = self.driver.get_log("browser").await;
+    }
+
+    /// A Chrome DevTools command, through chromedriver's `goog/cdp/execute`.
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let url = format!(
+            "{}/session/{}/goog/cdp/execute",
+            self.chromedriver.url,
+            self.driver.session_id()
+        );
+        let response = reqwest::Client::new()
+            .post(url)
+            .json(&json!({ "cmd": cmd, "params": params }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{cmd}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// The page's event streams, as `WATCH_EVENT_STREAMS` sees them.
+    async fn event_streams(&self) -> Value {
+        self.js("return window.tribuneTestStreams ? window.tribuneTestStreams.map(s => ({url: s.url, state: s.readyState, polls: s.tribunePolls})) : [];")
+            .await
+    }
+
+    /// Waits until the page has an open event stream on `path` that has had its first `poll` event.
+    async fn wait_for_event_stream(&self, path: &str) {
+        wait_until(
+            WAIT,
+            "the page's event stream to open and send the poll",
+            || async {
+                let streams = self.event_streams().await;
+                let open = streams.as_array().is_some_and(|all| {
+                    all.iter().any(|s| {
+                        s["url"].as_str().is_some_and(|u| u.ends_with(path))
+                            && s["state"] == 1
+                            && s["polls"].as_u64().unwrap_or(0) >= 1
+                    })
+                });
+                if open {
+                    Ok(())
+                } else {
+                    Err(streams.to_string())
+                }
+            },
+        )
+        .await;
     }
 
     /// Ends the session, chromedriver and the profile.
@@ -325,6 +384,22 @@ impl Browser {
             .clone()
     }
 }
+
+/// Run in every page before its own scripts: keeps each `EventSource` the page
+/// opens, with a count of its `poll` events, so a test can wait for the stream.
+const WATCH_EVENT_STREAMS: &str = "(() => {
+  const Native = window.EventSource;
+  if (typeof Native !== 'function') return;
+  window.tribuneTestStreams = [];
+  window.EventSource = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.tribunePolls = 0;
+      this.addEventListener('poll', () => { this.tribunePolls += 1; });
+      window.tribuneTestStreams.push(this);
+    }
+  };
+})();";
 
 fn describe_log(entries: &[BrowserLogEntry]) -> String {
     entries
@@ -613,9 +688,15 @@ async fn article_renders_cleanly_in_few_requests() {
     })
     .await;
 
-    // Requests: the document plus its resources. A live EventSource stream
-    // is not a resource of the first view (Chrome only lists it once it ends,
-    // and it carries updates, not the page's bytes), so it is left out by name.
+    // The live stream is open too, so its request is among those checked below.
+    browser
+        .wait_for_event_stream("/api/v1/articles/csto-summit-2015/events")
+        .await;
+
+    // Requests: the document plus its resources. The EventSource stream is
+    // left out by name: it is opened after the load event, carries updates
+    // rather than the page's bytes, and Chrome lists it in Resource Timing only
+    // once it ends (it is open here, so it is not listed).
     let timing = browser
         .js(
             "const n = performance.getEntriesByType('navigation').map(e => ({name: e.name, status: e.responseStatus}));
@@ -1021,8 +1102,12 @@ async fn live_results_reach_an_open_page() {
     )
     .await;
 
-    // Another reader votes through the API. Whether the page's stream opened
-    // before or after, its first event is the current state.
+    // The page has its stream open and has had the current state, so what
+    // follows is pushed to it as a change.
+    browser
+        .wait_for_event_stream("/api/v1/articles/csto-summit-2015/events")
+        .await;
+    // Another reader votes through the API.
     let other = app.reader();
     let response = other
         .post(app.url(&format!("/api/v1/polls/{POLL}/votes")))
