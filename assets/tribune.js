@@ -1,134 +1,105 @@
-// Tribune: small enhancements over plain forms and links. Without this file
-// every action still works: the forms post, the links link.
+// Tribune: small enhancements over plain forms and links, which work without it.
 (() => {
   'use strict';
   const d = document;
-  const $ = (sel, root = d) => root.querySelector(sel);
-  const $$ = (sel, root = d) => [...root.querySelectorAll(sel)];
-  const make = (tag, cls, text) => {
-    const el = d.createElement(tag);
-    if (cls) el.className = cls;
-    if (text != null) el.textContent = text;
-    return el;
-  };
+  const $ = (s, r = d) => r.querySelector(s);
+  const $$ = (s, r = d) => [...r.querySelectorAll(s)];
+  const make = (tag, cls, text = '') => Object.assign(d.createElement(tag), { className: cls, textContent: text });
   const reveal = (el) => { const box = el.closest('.js-only'); if (box) box.hidden = false; };
+  const parse = (t) => { try { return JSON.parse(t); } catch { return null; } };
 
   const status = $('[data-announce]');
   const announce = (text) => {
     if (!status) return;
-    status.textContent = '';
+    status.textContent = ''; // a change of text is what a screen reader hears
     setTimeout(() => { status.textContent = text; }, 100);
   };
 
-  // Counts in the page's language: the words come from the server (data-forms).
+  // Counts in the page's language; the words come from the server (data-forms).
   const rules = new Intl.PluralRules(d.documentElement.lang || undefined);
-  const formsOf = (el) => {
-    try { return JSON.parse(el.dataset.forms); } catch { return { one: 'vote', few: 'votes', many: 'votes', none: '(no votes)' }; }
-  };
-  const votes = (forms, n) => {
+  const formsOf = (el) => parse(el.dataset.forms) || { one: 'vote', few: 'votes', many: 'votes', none: '(no votes)' };
+  const votes = (f, n) => {
     const c = rules.select(n);
-    return `${n} ${forms[c === 'one' || c === 'few' ? c : 'many']}`;
+    return `${n} ${f[c === 'one' || c === 'few' ? c : 'many']}`;
   };
-  const votesInParens = (forms, n) => (n > 0 ? `(${votes(forms, n)})` : forms.none);
   // One decimal, ties to even, as the server's Rust formatting does.
   const oneDecimal = (x) => {
     const t = x * 10, f = Math.floor(t);
-    const n = t - f === 0.5 ? (f % 2 ? f + 1 : f) : Math.round(t);
-    return (n / 10).toFixed(1);
+    return ((t - f === 0.5 ? f + (f % 2) : Math.round(t)) / 10).toFixed(1);
   };
-  const parse = (text) => { try { return JSON.parse(text); } catch { return null; } };
 
-  // fetch that resolves to {res, data}; rejects only on a network failure.
+  // fetch as {res, data}; throws only when the network fails.
   const api = async (method, url, body) => {
-    const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
-    if (body) {
-      init.headers['content-type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    const res = await fetch(url, init);
-    const data = parse(await res.text());
-    return { res, data };
+    const res = await fetch(url, {
+      method, credentials: 'same-origin', body: body && JSON.stringify(body),
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+    });
+    return { res, data: parse(await res.text()) };
   };
-  const problem = ({ res, data }) => (data && (data.detail || data.title)) || `${res.status} ${res.statusText}`.trim();
+  const problem = ({ res, data }) => (data && (data.detail || data.title)) || `${res.status} ${res.statusText}`;
   const showError = (box, text) => {
-    let p = $('.form-error', box);
-    if (!p) {
-      p = make('p', 'form-error');
-      p.setAttribute('role', 'alert');
-      box.append(p);
-    }
+    const p = $('.form-error', box) || box.appendChild(make('p', 'form-error'));
+    p.setAttribute('role', 'alert');
     p.textContent = text;
   };
-  const clearError = (box) => { $('.form-error', box)?.remove(); };
+  const clearError = (box) => $('.form-error', box)?.remove();
 
-  // Share: copy the link, or the system's share sheet where there is one.
-  for (const btn of $$('[data-copy-link]')) {
+  // Share: copy the link; the system's share sheet where there is one; print.
+  for (const b of $$('[data-copy-link]')) {
     if (!navigator.clipboard) continue;
-    reveal(btn);
-    const text = btn.textContent;
+    reveal(b);
+    const label = b.textContent;
     let timer;
-    btn.addEventListener('click', async () => {
-      try {
-        await navigator.clipboard.writeText(btn.dataset.copyLink);
-      } catch {
-        return;
-      }
-      btn.textContent = btn.dataset.copied;
-      announce(btn.dataset.copied);
+    b.addEventListener('click', () => navigator.clipboard.writeText(b.dataset.copyLink).then(() => {
+      b.textContent = b.dataset.copied;
+      announce(b.dataset.copied);
       clearTimeout(timer);
-      timer = setTimeout(() => { btn.textContent = text; }, 2500);
-    });
+      timer = setTimeout(() => { b.textContent = label; }, 2500);
+    }, () => {}));
   }
   if (typeof navigator.share === 'function') {
-    for (const btn of $$('[data-share-url]')) {
-      reveal(btn);
-      btn.addEventListener('click', () => {
-        navigator.share({ title: btn.dataset.shareTitle, url: btn.dataset.shareUrl }).catch(() => {});
-      });
+    for (const b of $$('[data-share-url]')) {
+      reveal(b);
+      b.addEventListener('click', () => navigator.share({ title: b.dataset.shareTitle, url: b.dataset.shareUrl }).catch(() => {}));
     }
   }
-  for (const btn of $$('[data-print]')) {
-    reveal(btn);
-    btn.addEventListener('click', () => window.print());
+  for (const b of $$('[data-print]')) {
+    reveal(b);
+    b.addEventListener('click', () => print());
   }
 
-  // Poll: vote without leaving the page; results as the server renders them.
-  const pollBox = $('section[data-poll]');
-  const poll = pollBox && (() => {
-    const id = pollBox.dataset.poll;
+  // Poll: vote in place; the results as the server renders them for a voter.
+  const box = $('section[data-poll]');
+  const poll = box && (() => {
+    const id = box.dataset.poll;
     const url = `/api/v1/polls/${encodeURIComponent(id)}`;
-    const forms = formsOf(pollBox);
-    const total = $('[data-poll-total]', pollBox);
-    let form = $('form[data-poll-form]', pollBox);
+    const forms = formsOf(box);
+    let form = $('form[data-poll-form]', box);
     let busy = false;
 
     const update = (state) => {
-      for (const o of state.options || []) {
-        const li = $(`.poll-option[data-option="${Number(o.id)}"]`, pollBox);
+      for (const o of state.options) {
+        const li = $(`.poll-option[data-option="${Number(o.id)}"]`, box);
         if (!li) continue;
         const pct = Math.max(0, Math.min(100, Math.round(o.percent)));
         const fill = $('.poll-fill', li);
-        if (fill) {
-          fill.className = `poll-fill w${pct}`;
-          fill.dataset.percent = pct;
-        }
-        const result = $('[data-result]', li);
-        if (result) result.textContent = `${o.votes} (${o.percent}%)`;
+        fill.className = `poll-fill w${pct}`;
+        fill.dataset.percent = pct;
+        $('[data-result]', li).textContent = `${o.votes} (${o.percent}%)`;
       }
-      if (total) total.textContent = votes(forms, state.total_votes);
+      $('[data-poll-total]', box).textContent = votes(forms, state.total_votes);
     };
 
     const showResults = (state, focus) => {
-      if (!form) return update(state);
-      const question = make('p', 'poll-question', state.question);
-      question.tabIndex = -1;
+      const q = make('p', 'poll-question', state.question);
+      q.tabIndex = -1;
       const list = make('ol', 'poll-options poll-results');
       for (const o of state.options) {
         const chosen = o.id === state.your_vote;
         const li = make('li', chosen ? 'poll-option chosen' : 'poll-option');
         li.dataset.option = o.id;
         const label = make('span', 'poll-label', o.label);
-        if (chosen) label.append(' ', make('strong', 'your-vote', `(${pollBox.dataset.yourVote})`));
+        if (chosen) label.append(' ', make('strong', 'your-vote', `(${box.dataset.yourVote})`));
         const bar = make('span', 'poll-bar');
         bar.setAttribute('aria-hidden', 'true');
         bar.append(make('span', 'poll-fill'));
@@ -137,58 +108,48 @@
         li.append(label, bar, result);
         list.append(li);
       }
-      const nodes = [question, list];
-      if (state.status === 'closed') nodes.push(make('p', 'poll-status', pollBox.dataset.closed));
+      const nodes = [q, list];
+      if (state.status === 'closed') nodes.push(make('p', 'poll-status', box.dataset.closed));
       form.replaceWith(...nodes);
       form = null;
       update(state);
-      if (focus) question.focus();
+      if (focus) q.focus();
     };
 
-    form?.addEventListener('submit', async (event) => {
+    form?.addEventListener('submit', async (e) => {
       const choice = $('input[name="option"]:checked', form);
       if (!choice) return; // the browser's `required` check speaks
-      event.preventDefault();
+      e.preventDefault();
       if (busy) return;
       busy = true;
-      const button = $('button[type="submit"]', form);
-      if (button) button.disabled = true;
-      clearError(pollBox);
+      const button = $('button', form);
+      button.disabled = true;
+      clearError(box);
       let answer;
       try {
         answer = await api('POST', `${url}/votes`, { option: Number(choice.value) });
       } catch {
-        busy = false;
-        form.submit(); // no network for fetch: let the plain form try
+        form.submit(); // fetch has no network: the plain form may still get through
         return;
       }
-      try {
-        if (answer.res.status === 409) answer = await api('GET', url);
-      } catch {
-        answer = { res: { status: 0, statusText: '' }, data: null };
-      }
+      // Already voted, or closed meanwhile: show where things stand.
+      if (answer.res.status === 409) answer = await api('GET', url).catch(() => answer);
       busy = false;
-      if (answer.res.ok && answer.data && Array.isArray(answer.data.options)) {
-        showResults(answer.data, true);
-        return;
-      }
-      if (button) button.disabled = false;
+      if (answer.res.ok && Array.isArray(answer.data?.options)) return showResults(answer.data, true);
+      button.disabled = false;
       showError(form, problem(answer));
     });
 
-    return {
-      // A broadcast state: counts move; the reader's own mark stays as it is.
-      live(state) {
-        if (!state || state.id !== id || !Array.isArray(state.options)) return;
-        if (form && !busy && state.status === 'closed') showResults({ ...state, your_vote: null }, false);
-        else update(state);
-      },
+    // A broadcast moves the counts; the reader's own mark stays.
+    return (state) => {
+      if (state?.id !== id || !Array.isArray(state.options)) return;
+      if (form && !busy && state.status === 'closed') showResults({ ...state, your_vote: null });
+      else update(state);
     };
   })();
 
-  // Rating: every change of star is sent at once; both widgets agree.
-  const article = $('[data-article]');
-  const slug = article && article.dataset.article;
+  // Rating: each change of star is sent at once; both widgets agree.
+  const slug = $('[data-article]')?.dataset.article;
   const ratingForms = $$('form[data-rating]');
   const rating = slug && ratingForms.length > 0 && (() => {
     const forms = formsOf(ratingForms[0]);
@@ -196,33 +157,28 @@
 
     const show = (state, mine) => {
       const avg = typeof state.average === 'number' ? state.average : null;
-      const rounded = avg === null ? 0 : Math.round(avg * 2) / 2;
+      const half = avg === null ? 0 : Math.round(avg * 2) / 2; // as the server lights them
       for (const f of ratingForms) {
         const average = $('[data-rating-average]', f);
-        if (average) {
-          average.textContent = avg === null ? '' : oneDecimal(avg);
-          average.closest('.rating-average').hidden = avg === null;
-        }
-        const count = $('[data-rating-count]', f);
-        if (count) count.textContent = votesInParens(forms, state.count || 0);
+        average.textContent = avg === null ? '' : oneDecimal(avg);
+        average.parentElement.hidden = avg === null;
+        $('[data-rating-count]', f).textContent = state.count > 0 ? `(${votes(forms, state.count)})` : forms.none;
         for (const input of $$('.star-input', f)) {
-          const value = Number(input.value);
-          const star = input.nextElementSibling;
-          star.classList.toggle('lit', value <= rounded);
-          star.classList.toggle('half', value - 0.5 === rounded);
-          if (mine) input.checked = value === state.your_rating;
+          const v = Number(input.value);
+          input.nextElementSibling.classList.toggle('lit', v <= half);
+          input.nextElementSibling.classList.toggle('half', v - 0.5 === half);
+          if (mine) input.checked = v === state.your_rating;
         }
         const yours = $('[data-rating-yours]', f);
-        if (mine && yours && state.your_rating) {
+        if (mine && state.your_rating) {
           $('[data-rating-yours-value]', yours).textContent = state.your_rating;
           yours.hidden = false;
         }
       }
     };
 
-    let pending = null;
-    let sending = false;
-    let timer;
+    // One request at a time, the newest choice last, so the server keeps the last one.
+    let pending = null, sending = false, timer;
     const send = async () => {
       sending = true;
       while (pending) {
@@ -233,17 +189,12 @@
           answer = await api('PUT', url, { stars });
         } catch {
           sending = false;
-          form.submit();
-          return;
+          return form.submit();
         }
-        if (answer.res.ok && answer.data) {
-          if (!pending) {
-            show(answer.data, true);
-            const yours = $('[data-rating-yours]', form);
-            if (yours) announce(yours.textContent.replace(/\s+/g, ' ').trim());
-          }
-        } else {
-          showError($('fieldset', form) || form, problem(answer));
+        if (!answer.res.ok || !answer.data) showError($('fieldset', form), problem(answer));
+        else if (!pending) {
+          show(answer.data, true);
+          announce($('[data-rating-yours]', form).textContent.replace(/\s+/g, ' ').trim());
         }
       }
       sending = false;
@@ -256,38 +207,34 @@
       }
       pending = { stars, form };
       clearTimeout(timer);
-      // A short pause, so running along the stars with the arrow keys sends one rating.
-      timer = setTimeout(() => { if (!sending) send(); }, 250);
+      // A short pause, so running along the stars with arrow keys sends one rating.
+      timer = setTimeout(() => sending || send(), 250);
     };
-
     for (const f of ratingForms) {
-      f.addEventListener('change', (event) => {
-        const input = event.target;
-        if (input.matches('.star-input')) choose(Number(input.value), f);
+      f.addEventListener('change', (e) => {
+        if (e.target.matches('.star-input')) choose(Number(e.target.value), f);
       });
-      f.addEventListener('submit', (event) => {
-        event.preventDefault();
+      f.addEventListener('submit', (e) => {
+        e.preventDefault();
         const checked = $('.star-input:checked', f);
         if (checked) choose(Number(checked.value), f);
       });
     }
-    return { live(state) { if (state && (!state.article || state.article === slug)) show(state, false); } };
+    return (state) => { if (state && state.article === slug) show(state, false); };
   })();
 
-  // Live: the poll and the rating move as other readers vote.
-  if (slug && typeof EventSource === 'function') {
+  // Live: counts move as other readers vote; the stream opens after the page has loaded.
+  if (slug && window.EventSource) {
     let source = null;
     const open = () => {
       if (source) return;
       source = new EventSource(`/api/v1/articles/${encodeURIComponent(slug)}/events`);
-      source.addEventListener('poll', (e) => poll && poll.live(parse(e.data)));
-      source.addEventListener('rating', (e) => rating && rating.live(parse(e.data)));
+      source.addEventListener('poll', (e) => poll && poll(parse(e.data)));
+      source.addEventListener('rating', (e) => rating && rating(parse(e.data)));
     };
-    const close = () => { source?.close(); source = null; };
-    // After the page has loaded, so the stream never delays it.
-    if (d.readyState === 'complete') setTimeout(open, 0);
-    else addEventListener('load', () => setTimeout(open, 0), { once: true });
-    addEventListener('pagehide', close);
+    if (d.readyState === 'complete') setTimeout(open);
+    else addEventListener('load', () => setTimeout(open), { once: true });
+    addEventListener('pagehide', () => { source?.close(); source = null; });
     addEventListener('pageshow', (e) => { if (e.persisted) open(); });
   }
 })();
