@@ -13,13 +13,14 @@
 //! visible texts ("Poll conducted", "33 (31%)", "(1 vote)", "Your rating: 4/5",
 //! "Vote", "Rate", "Copy link") and `.js-only` for what needs the script.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 // A test that cannot go on should stop there, with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,7 +57,11 @@ fn skip(reason: &str) {
         !browser_required(),
         "browser tests cannot run: {reason} (TRIBUNE_REQUIRE_BROWSER=1 makes this a failure)"
     );
-    eprintln!("\n**** BROWSER TESTS SKIPPED: {reason} ****\n");
+    // Straight to the process's stderr: the test harness would hide `eprintln!` of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n**** BROWSER TESTS SKIPPED: {reason} ****\n"
+    );
 }
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
