@@ -24,12 +24,12 @@ use crate::article::{self, Article, Catalog, PageCache};
 use crate::ballot::{BallotBox, WriterSettings};
 use crate::config::Config;
 use crate::content::{self, Site};
+use crate::events::{self, Streams};
 use crate::live::Live;
 use crate::poll::{self, PollState};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
-use crate::events::{self, Streams};
 use crate::{assets, guard, health};
 
 /// Largest request body accepted: votes and ratings are a few bytes.

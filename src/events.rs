@@ -36,7 +36,10 @@ pub struct Streams {
 
 impl Default for Streams {
     fn default() -> Self {
-        Self { permits: Arc::new(Semaphore::new(MAX_STREAMS)), shutdown: CancellationToken::new() }
+        Self {
+            permits: Arc::new(Semaphore::new(MAX_STREAMS)),
+            shutdown: CancellationToken::new(),
+        }
     }
 }
 
@@ -69,7 +72,11 @@ fn permit(state: &AppState) -> ApiResult<OwnedSemaphorePermit> {
         .permits
         .clone()
         .try_acquire_owned()
-        .map_err(|_| AppError::unavailable("Too many live readers right now; the page still works without live updates."))?)
+        .map_err(|_| {
+            AppError::unavailable(
+                "Too many live readers right now; the page still works without live updates.",
+            )
+        })?)
 }
 
 /// Ends the stream on shutdown and holds its permit while it is open.
@@ -90,23 +97,46 @@ where
 }
 
 /// `GET /api/v1/polls/{poll}/events`: event `poll`.
-async fn poll_events(State(state): State<AppState>, Path(poll): Path<String>) -> ApiResult<Response> {
-    let updates = state.live.subscribe_poll(&poll).ok_or_else(|| AppError::not_found("poll"))?;
+async fn poll_events(
+    State(state): State<AppState>,
+    Path(poll): Path<String>,
+) -> ApiResult<Response> {
+    let updates = state
+        .live
+        .subscribe_poll(&poll)
+        .ok_or_else(|| AppError::not_found("poll"))?;
     let permit = permit(&state)?;
     let events = WatchStream::new(updates).map(|poll| poll_event(&poll));
     Ok(finish(&state, permit, events))
 }
 
 /// `GET /api/v1/articles/{slug}/events`: events `poll` (the article's poll) and `rating`.
-async fn article_events(State(state): State<AppState>, Path(slug): Path<String>) -> ApiResult<Response> {
-    let article = state.catalog.article(&slug).cloned().ok_or_else(|| AppError::not_found("article"))?;
-    let ratings = state.live.subscribe_rating(article.id).ok_or_else(|| AppError::not_found("article"))?;
-    let polls = article.poll_id.as_deref().and_then(|id| state.live.subscribe_poll(id));
+async fn article_events(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> ApiResult<Response> {
+    let article = state
+        .catalog
+        .article(&slug)
+        .cloned()
+        .ok_or_else(|| AppError::not_found("article"))?;
+    let ratings = state
+        .live
+        .subscribe_rating(article.id)
+        .ok_or_else(|| AppError::not_found("article"))?;
+    let polls = article
+        .poll_id
+        .as_deref()
+        .and_then(|id| state.live.subscribe_poll(id));
     let permit = permit(&state)?;
     let slug: Arc<str> = article.slug.as_str().into();
     let ratings = WatchStream::new(ratings).map(move |rating| rating_event(&slug, &rating));
     let events = match polls {
-        Some(polls) => stream::select(WatchStream::new(polls).map(|poll| poll_event(&poll)), ratings).boxed(),
+        Some(polls) => stream::select(
+            WatchStream::new(polls).map(|poll| poll_event(&poll)),
+            ratings,
+        )
+        .boxed(),
         None => ratings.boxed(),
     };
     Ok(finish(&state, permit, events))

@@ -1,5 +1,6 @@
 //! The article page and everything around it, over HTTP against the real server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 mod common;
 
 use common::{ARTICLE, RUSSIAN_FIXTURE, TestApp, content_with};
@@ -8,7 +9,10 @@ use reqwest::header;
 
 /// Text as the page writes it inside HTML.
 fn escaped(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 const SEED: &str = include_str!("fixtures/seed-article-page.txt");
@@ -53,11 +57,21 @@ async fn pull_quotes_are_blockquotes_where_the_seed_has_them() {
     let page = app.get_text(ARTICLE).await;
     let paragraphs = seed_paragraphs();
     for (quote, (before, after)) in QUOTES.iter().zip([(3, 4), (5, 6), (8, 9)]) {
-        let block = format!("<blockquote class=\"pullquote\">\n<p>{}</p>\n</blockquote>", escaped(quote));
-        let at = page.find(&block).unwrap_or_else(|| panic!("no blockquote for {quote}"));
+        let block = format!(
+            "<blockquote class=\"pullquote\">\n<p>{}</p>\n</blockquote>",
+            escaped(quote)
+        );
+        let at = page
+            .find(&block)
+            .unwrap_or_else(|| panic!("no blockquote for {quote}"));
         let prev = page.find(&escaped(paragraphs[before])).unwrap();
         let next = page.find(&escaped(paragraphs[after])).unwrap();
-        assert!(prev < at && at < next, "{quote} is between paragraphs {} and {}", before + 1, after + 1);
+        assert!(
+            prev < at && at < next,
+            "{quote} is between paragraphs {} and {}",
+            before + 1,
+            after + 1
+        );
     }
 }
 
@@ -66,10 +80,15 @@ async fn the_photo_credit_stands_after_the_third_paragraph_with_no_made_up_image
     let app = TestApp::spawn().await;
     let page = app.get_text(ARTICLE).await;
     let paragraphs = seed_paragraphs();
-    let credit = page.find("<figcaption class=\"photo-credit\">Photo: www.odkb-csto.org</figcaption>").expect("credit");
+    let credit = page
+        .find("<figcaption class=\"photo-credit\">Photo: www.odkb-csto.org</figcaption>")
+        .expect("credit");
     assert!(page.find(&escaped(paragraphs[2])).unwrap() < credit);
     assert!(credit < page.find(&escaped(paragraphs[3])).unwrap());
-    assert!(!page.contains("<img"), "no image was captured, none is shown");
+    assert!(
+        !page.contains("<img"),
+        "no image was captured, none is shown"
+    );
 }
 
 #[tokio::test]
@@ -103,9 +122,16 @@ async fn the_page_has_every_element_of_the_seed() {
     // Rate and share appear above and below the article, as on the seed.
     assert_eq!(page.matches("Rate this article").count(), 2);
     assert_eq!(page.matches("Share this article").count(), 2);
-    assert_eq!(page.matches("href=\"/articles/csto-summit-2015/print\"").count(), 2);
+    assert_eq!(
+        page.matches("href=\"/articles/csto-summit-2015/print\"")
+            .count(),
+        2
+    );
     // The results are in the order of the seed.
-    let order: Vec<usize> = ["33 (31%)", "30 (28%)", "24 (22%)", "21 (19%)"].iter().map(|t| page.find(t).unwrap()).collect();
+    let order: Vec<usize> = ["33 (31%)", "30 (28%)", "24 (22%)", "21 (19%)"]
+        .iter()
+        .map(|t| page.find(t).unwrap())
+        .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]));
     // Without a translation there is no language link.
     assert!(!page.contains("translation-link"));
@@ -119,11 +145,22 @@ async fn the_forms_post_to_the_routes_of_the_contract() {
     assert!(page.contains(r#"method="post" action="/polls/us-long-term-goals/vote""#));
     assert_eq!(page.matches(r#"name="option""#).count(), 4);
     assert!(page.contains(">Vote</button>"));
-    assert_eq!(page.matches(r#"action="/articles/csto-summit-2015/rating""#).count(), 2);
+    assert_eq!(
+        page.matches(r#"action="/articles/csto-summit-2015/rating""#)
+            .count(),
+        2
+    );
     // Five stars a widget, twice, each a radio in a fieldset with a legend.
-    assert_eq!(page.matches(r#"type="radio" class="star-input""#).count(), 10);
+    assert_eq!(
+        page.matches(r#"type="radio" class="star-input""#).count(),
+        10
+    );
     for stars in 1..=5 {
-        assert_eq!(page.matches(&format!(r#"name="stars" value="{stars}""#)).count(), 2);
+        assert_eq!(
+            page.matches(&format!(r#"name="stars" value="{stars}""#))
+                .count(),
+            2
+        );
     }
     assert!(page.contains("4 stars of 5") && page.contains("1 star of 5"));
     assert!(page.matches("<legend").count() >= 3);
@@ -134,7 +171,16 @@ async fn share_links_are_built_on_the_server_for_six_networks() {
     let app = TestApp::spawn().await;
     let page = app.get_text(ARTICLE).await;
     let url = format!("{}{ARTICLE}", app.base);
-    let encoded: String = url.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("%{:02X}", c as u32) }).collect();
+    let encoded: String = url
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_string()
+            } else {
+                format!("%{:02X}", c as u32)
+            }
+        })
+        .collect();
     for prefix in [
         "mailto:?subject=",
         "https://x.com/intent/post?url=",
@@ -145,7 +191,10 @@ async fn share_links_are_built_on_the_server_for_six_networks() {
     ] {
         assert_eq!(page.matches(prefix).count(), 2, "{prefix} above and below");
     }
-    assert!(page.contains(&encoded), "links carry the page's absolute URL");
+    assert!(
+        page.contains(&encoded),
+        "links carry the page's absolute URL"
+    );
     assert!(page.contains("Copy link"));
 }
 
@@ -153,10 +202,18 @@ async fn share_links_are_built_on_the_server_for_six_networks() {
 async fn the_page_loads_nothing_from_third_parties() {
     let app = TestApp::spawn().await;
     let page = app.get_text(ARTICLE).await;
-    for tag in ["<script src=\"", "<link rel=\"stylesheet\" href=\"", "<img src=\""] {
+    for tag in [
+        "<script src=\"",
+        "<link rel=\"stylesheet\" href=\"",
+        "<img src=\"",
+    ] {
         for (at, _) in page.match_indices(tag) {
             let url = &page[at + tag.len()..];
-            assert!(url.starts_with('/'), "{tag} loads {}", &url[..40.min(url.len())]);
+            assert!(
+                url.starts_with('/'),
+                "{tag} loads {}",
+                &url[..40.min(url.len())]
+            );
         }
     }
     assert!(!page.contains("<script>"), "no inline script");
@@ -171,25 +228,65 @@ async fn the_page_sends_security_headers() {
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     assert!(headers.contains_key(header::REFERRER_POLICY));
     assert!(headers.contains_key("permissions-policy"));
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
-    assert!(!headers.contains_key(header::SET_COOKIE), "reading sets no cookie");
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        !headers.contains_key(header::SET_COOKIE),
+        "reading sets no cookie"
+    );
 }
 
 #[tokio::test]
 async fn pages_are_compressed_with_brotli_and_gzip() {
     let app = TestApp::spawn().await;
     let client = reqwest::Client::new();
-    let plain = client.get(app.url(ARTICLE)).send().await.unwrap().bytes().await.unwrap();
+    let plain = client
+        .get(app.url(ARTICLE))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     for (encoding, decode) in [
-        ("br", Box::new(|b: &[u8]| { let mut out = Vec::new(); brotli::BrotliDecompress(&mut &b[..], &mut out).unwrap(); out }) as Box<dyn Fn(&[u8]) -> Vec<u8>>),
-        ("gzip", Box::new(|b: &[u8]| { use std::io::Read; let mut out = Vec::new(); flate2::read::GzDecoder::new(b).read_to_end(&mut out).unwrap(); out })),
+        (
+            "br",
+            Box::new(|b: &[u8]| {
+                let mut out = Vec::new();
+                brotli::BrotliDecompress(&mut &b[..], &mut out).unwrap();
+                out
+            }) as Box<dyn Fn(&[u8]) -> Vec<u8>>,
+        ),
+        (
+            "gzip",
+            Box::new(|b: &[u8]| {
+                use std::io::Read;
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(b)
+                    .read_to_end(&mut out)
+                    .unwrap();
+                out
+            }),
+        ),
     ] {
-        let response = client.get(app.url(ARTICLE)).header(header::ACCEPT_ENCODING, encoding).send().await.unwrap();
+        let response = client
+            .get(app.url(ARTICLE))
+            .header(header::ACCEPT_ENCODING, encoding)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.headers()[header::CONTENT_ENCODING], encoding);
         let body = response.bytes().await.unwrap();
         assert!(body.len() * 2 < plain.len(), "{encoding} shrinks the page");
@@ -201,17 +298,33 @@ async fn pages_are_compressed_with_brotli_and_gzip() {
 async fn assets_have_fingerprinted_urls_cached_for_a_year() {
     let app = TestApp::spawn().await;
     let page = app.get_text(ARTICLE).await;
-    for (marker, content_type) in [("<link rel=\"stylesheet\" href=\"", "text/css"), ("<script src=\"", "text/javascript")] {
+    for (marker, content_type) in [
+        ("<link rel=\"stylesheet\" href=\"", "text/css"),
+        ("<script src=\"", "text/javascript"),
+    ] {
         let start = page.find(marker).unwrap() + marker.len();
         let url = &page[start..start + page[start..].find('"').unwrap()];
-        assert!(url.starts_with("/assets/") && url.matches('.').count() == 2, "{url} carries a hash");
+        assert!(
+            url.starts_with("/assets/") && url.matches('.').count() == 2,
+            "{url} carries a hash"
+        );
         let response = reqwest::get(app.url(url)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with(content_type));
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(content_type)
+        );
         let cache = response.headers()[header::CACHE_CONTROL].to_str().unwrap();
-        assert!(cache.contains("max-age=31536000") && cache.contains("immutable"), "{cache}");
+        assert!(
+            cache.contains("max-age=31536000") && cache.contains("immutable"),
+            "{cache}"
+        );
     }
-    let stale = reqwest::get(app.url("/assets/style.0000000000.css")).await.unwrap();
+    let stale = reqwest::get(app.url("/assets/style.0000000000.css"))
+        .await
+        .unwrap();
     assert_eq!(stale.status(), StatusCode::NOT_FOUND);
 }
 
@@ -224,7 +337,10 @@ async fn the_print_view_is_the_article_without_forms() {
     }
     assert!(page.contains("Yulia Nikitina"));
     assert!(page.contains("33 (31%)") && page.contains("21 (19%)"));
-    assert!(page.contains(&format!("{}{ARTICLE}", app.base)), "the print view gives the page's URL");
+    assert!(
+        page.contains(&format!("{}{ARTICLE}", app.base)),
+        "the print view gives the page's URL"
+    );
     assert!(!page.contains("<form"), "no forms on paper");
     assert!(!page.contains("sharer.php"), "no share links on paper");
 }
@@ -241,27 +357,49 @@ async fn the_index_lists_the_articles() {
 #[tokio::test]
 async fn unknown_pages_get_a_styled_404() {
     let app = TestApp::spawn().await;
-    for path in ["/articles/no-such-article", "/nope", "/articles/no-such-article/print"] {
+    for path in [
+        "/articles/no-such-article",
+        "/nope",
+        "/articles/no-such-article/print",
+    ] {
         let response = reqwest::get(app.url(path)).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
-        assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         let body = response.text().await.unwrap();
-        assert!(body.contains("Not Found") && body.contains("rel=\"stylesheet\""), "{path}: {body}");
+        assert!(
+            body.contains("Not Found") && body.contains("rel=\"stylesheet\""),
+            "{path}: {body}"
+        );
     }
 }
 
 #[tokio::test]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;
-    assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), StatusCode::OK);
-    assert_eq!(reqwest::get(app.url("/readyz")).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        reqwest::get(app.url("/healthz")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        reqwest::get(app.url("/readyz")).await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 async fn spawn_with_translation() -> TestApp {
     let content = content_with(&[("csto-summit-2015-ru.md", RUSSIAN_FIXTURE)]);
     // The English article names its translation.
     let english = content.path().join("articles/csto-summit-2015.md");
-    let text = std::fs::read_to_string(&english).unwrap().replacen("lang = \"en\"", "lang = \"en\"\ntranslation = \"csto-summit-2015-ru\"", 1);
+    let text = std::fs::read_to_string(&english).unwrap().replacen(
+        "lang = \"en\"",
+        "lang = \"en\"\ntranslation = \"csto-summit-2015-ru\"",
+        1,
+    );
     std::fs::write(&english, text).unwrap();
     let dir = tempfile::tempdir().unwrap();
     common::copy_dir(content.path(), &dir.path().join("content"));
@@ -276,9 +414,25 @@ async fn the_language_link_goes_both_ways() {
     assert_eq!(english.matches(r#"href="/articles/csto-summit-2015-ru" hreflang="ru" lang="ru">Читать на русском</a>"#).count(), 2);
     let russian = app.get_text("/articles/csto-summit-2015-ru").await;
     assert!(russian.contains(r#"<html lang="ru">"#));
-    assert_eq!(russian.matches(r#"href="/articles/csto-summit-2015" hreflang="en" lang="en">Read in English</a>"#).count(), 2);
+    assert_eq!(
+        russian
+            .matches(
+                r#"href="/articles/csto-summit-2015" hreflang="en" lang="en">Read in English</a>"#
+            )
+            .count(),
+        2
+    );
     // The Russian page speaks Russian, with Russian footer links.
-    for text in ["Печать", "Оцените статью", "(нет голосов)", "Поделиться статьёй", "Бизнесу", "1 звезда из 5", "4 звезды из 5", "5 звёзд из 5"] {
+    for text in [
+        "Печать",
+        "Оцените статью",
+        "(нет голосов)",
+        "Поделиться статьёй",
+        "Бизнесу",
+        "1 звезда из 5",
+        "4 звезды из 5",
+        "5 звёзд из 5",
+    ] {
         assert!(russian.contains(text), "the Russian page lacks {text}");
     }
     assert!(!russian.contains("For business"));
@@ -288,8 +442,13 @@ async fn the_language_link_goes_both_ways() {
 async fn russian_counts_take_russian_plurals() {
     let app = spawn_with_translation().await;
     let slug = "csto-summit-2015-ru";
-    for (raters, text) in [(1, "(1 голос)"), (3, "(3 голоса)"), (5, "(5 голосов)")] {
-        while app.get_text(&format!("/api/v1/articles/{slug}/rating")).await.contains(&format!("\"count\":{raters}")) == false {
+    for (raters, text) in [(1, "(1 голос)"), (3, "(3 голоса)"), (5, "(5 голосов)")]
+    {
+        while !app
+            .get_text(&format!("/api/v1/articles/{slug}/rating"))
+            .await
+            .contains(&format!("\"count\":{raters}"))
+        {
             let status = reqwest::Client::new()
                 .put(app.url(&format!("/api/v1/articles/{slug}/rating")))
                 .json(&serde_json::json!({ "stars": 4 }))

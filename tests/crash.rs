@@ -1,5 +1,6 @@
 //! `kill -9` while votes are in flight loses no acknowledged vote.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,7 +15,14 @@ const POLL: &str = "us-long-term-goals";
 /// Starts the real binary on a free port; returns it and its base URL.
 fn start(database_url: &str, content: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(TRIBUNE)
-        .args(["serve", "--bind", "127.0.0.1:0", "--max-votes-per-address", "0", "--content"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--max-votes-per-address",
+            "0",
+            "--content",
+        ])
         .arg(content)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "tribune=info")
@@ -26,7 +34,10 @@ fn start(database_url: &str, content: &std::path::Path) -> (Child, String) {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let base = loop {
-        let line = lines.next().expect("the server logs where it serves").unwrap();
+        let line = lines
+            .next()
+            .expect("the server logs where it serves")
+            .unwrap();
         if let Some(at) = line.find(" on http://") {
             break line[at + 4..].trim().to_owned();
         }
@@ -55,8 +66,15 @@ async fn acknowledged_votes_survive_kill_9() {
             while !stop.load(Ordering::Relaxed) {
                 let option = i % 4 + 1;
                 i += 1;
-                match client.post(&url).json(&serde_json::json!({ "option": option })).send().await {
-                    Ok(response) if response.status() == StatusCode::CREATED => acknowledged[(option - 1) as usize] += 1,
+                match client
+                    .post(&url)
+                    .json(&serde_json::json!({ "option": option }))
+                    .send()
+                    .await
+                {
+                    Ok(response) if response.status() == StatusCode::CREATED => {
+                        acknowledged[(option - 1) as usize] += 1
+                    }
                     Ok(response) => panic!("unexpected {}", response.status()),
                     // The server died under us: this vote was never acknowledged.
                     Err(_) => break,
@@ -78,19 +96,40 @@ async fn acknowledged_votes_survive_kill_9() {
         }
     }
     let acked: u64 = acknowledged.iter().sum();
-    assert!(acked > 100, "votes were flowing when the server was killed ({acked})");
+    assert!(
+        acked > 100,
+        "votes were flowing when the server was killed ({acked})"
+    );
 
     let (mut server, base) = start(&database_url, &content);
-    let poll: serde_json::Value = reqwest::get(format!("{base}/api/v1/polls/{POLL}")).await.unwrap().json().await.unwrap();
+    let poll: serde_json::Value = reqwest::get(format!("{base}/api/v1/polls/{POLL}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     server.kill().unwrap();
     server.wait().unwrap();
 
     let seed = [33, 30, 24, 21];
-    let counted: Vec<u64> = poll["options"].as_array().unwrap().iter().map(|o| o["votes"].as_u64().unwrap()).collect();
+    let counted: Vec<u64> = poll["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["votes"].as_u64().unwrap())
+        .collect();
     for (i, (&count, &ack)) in counted.iter().zip(&acknowledged).enumerate() {
-        assert!(count >= seed[i] + ack, "option {}: {count} counted, {} acknowledged", i + 1, seed[i] + ack);
+        assert!(
+            count >= seed[i] + ack,
+            "option {}: {count} counted, {} acknowledged",
+            i + 1,
+            seed[i] + ack
+        );
     }
     // Only votes in flight at the kill (at most one per voter) may be counted without an answer.
     let extra = poll["total_votes"].as_u64().unwrap() - 108 - acked;
-    assert!(extra <= 16, "{extra} votes counted that nobody was told about");
+    assert!(
+        extra <= 16,
+        "{extra} votes counted that nobody was told about"
+    );
 }

@@ -1,5 +1,6 @@
 //! Server-Sent Events: the current state first, then every change; streams end at shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 mod common;
 
 use std::time::Duration;
@@ -19,8 +20,14 @@ impl Events {
     async fn open(url: &str) -> Self {
         let response = reqwest::get(url).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
-        Self { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
     }
 
     async fn next(&mut self) -> (String, serde_json::Value) {
@@ -41,7 +48,11 @@ impl Events {
                 }
                 return (event, serde_json::from_str(&data).unwrap());
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(5), self.body.next()).await.expect("an event within 5 s").unwrap().unwrap();
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.body.next())
+                .await
+                .expect("an event within 5 s")
+                .unwrap()
+                .unwrap();
             self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     }
@@ -54,7 +65,10 @@ async fn a_poll_stream_sends_the_current_state_then_each_change() {
     let (event, first) = events.next().await;
     assert_eq!(event, "poll");
     assert_eq!(first["total_votes"], 108);
-    assert!(first.get("your_vote").is_none(), "broadcasts carry no per-reader fields");
+    assert!(
+        first.get("your_vote").is_none(),
+        "broadcasts carry no per-reader fields"
+    );
     assert_eq!(app.vote(&app.reader(), 3).await, StatusCode::CREATED);
     let (event, next) = events.next().await;
     assert_eq!(event, "poll");
@@ -76,7 +90,12 @@ async fn an_article_stream_sends_its_poll_and_its_rating() {
     assert!(first["rating"].get("your_rating").is_none());
 
     let reader = app.reader();
-    let rated = reader.put(app.url("/api/v1/articles/csto-summit-2015/rating")).json(&serde_json::json!({"stars": 5})).send().await.unwrap();
+    let rated = reader
+        .put(app.url("/api/v1/articles/csto-summit-2015/rating"))
+        .json(&serde_json::json!({"stars": 5}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rated.status(), StatusCode::OK);
     let (event, data) = events.next().await;
     assert_eq!(event, "rating");
@@ -95,7 +114,10 @@ async fn unknown_streams_are_404_problems() {
     for path in ["/api/v1/polls/nope/events", "/api/v1/articles/nope/events"] {
         let response = reqwest::get(app.url(path)).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
     }
 }
 
@@ -104,5 +126,7 @@ async fn open_streams_do_not_hold_up_a_graceful_shutdown() {
     let app = TestApp::spawn().await;
     let mut events = Events::open(&app.url(&format!("/api/v1/polls/{POLL}/events"))).await;
     let _ = events.next().await;
-    tokio::time::timeout(Duration::from_secs(5), app.stop()).await.expect("the server stops with a stream open");
+    tokio::time::timeout(Duration::from_secs(5), app.stop())
+        .await
+        .expect("the server stops with a stream open");
 }

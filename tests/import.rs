@@ -1,5 +1,6 @@
 //! Importing content: idempotent, keeps votes and ratings, refuses a broken file with where and why.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 mod common;
 
 use std::process::Command;
@@ -22,7 +23,10 @@ fn import(content: &std::path::Path, database: &str) -> (bool, String) {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -30,7 +34,12 @@ async fn a_restart_reimports_and_keeps_votes_and_ratings() {
     let app = TestApp::spawn().await;
     let reader = app.reader();
     assert_eq!(app.vote(&reader, 2).await, StatusCode::CREATED);
-    let rated = reader.put(app.url("/api/v1/articles/csto-summit-2015/rating")).json(&serde_json::json!({"stars": 5})).send().await.unwrap();
+    let rated = reader
+        .put(app.url("/api/v1/articles/csto-summit-2015/rating"))
+        .json(&serde_json::json!({"stars": 5}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rated.status(), StatusCode::OK);
     let (dir, url) = app.stop().await;
 
@@ -41,7 +50,13 @@ async fn a_restart_reimports_and_keeps_votes_and_ratings() {
     let app = TestApp::start(dir, url, |_| {}).await;
     let poll = app.poll_json(&reqwest::Client::new()).await;
     assert_eq!(tallies(&poll), [33, 31, 24, 21]);
-    let rating: serde_json::Value = reqwest::get(app.url("/api/v1/articles/csto-summit-2015/rating")).await.unwrap().json().await.unwrap();
+    let rating: serde_json::Value =
+        reqwest::get(app.url("/api/v1/articles/csto-summit-2015/rating"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(rating["count"], 1);
     assert_eq!(rating["average"], 5.0);
     // The reader's cookie still works: the same secret was kept in the database.
@@ -54,7 +69,10 @@ async fn an_editor_may_correct_starting_tallies_and_labels_without_touching_cast
     assert_eq!(app.vote(&app.reader(), 3).await, StatusCode::CREATED);
     let (dir, url) = app.stop().await;
     let article = dir.path().join("content/articles/csto-summit-2015.md");
-    let text = seed_text().replace("votes = 24", "votes = 40").replace("U.S. wants to dissolve Russia\"", "U.S. wants to break up Russia\"");
+    let text = seed_text().replace("votes = 24", "votes = 40").replace(
+        "U.S. wants to dissolve Russia\"",
+        "U.S. wants to break up Russia\"",
+    );
     std::fs::write(&article, text).unwrap();
     let app = TestApp::start(dir, url, |_| {}).await;
     let poll = app.poll_json(&reqwest::Client::new()).await;
@@ -66,13 +84,56 @@ async fn an_editor_may_correct_starting_tallies_and_labels_without_touching_cast
 fn broken_cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
     let seed = seed_text();
     vec![
-        ("missing field", seed.replacen("question = \"In your opinion, what are the US long-term goals for Russia?\"\n", "", 1), "missing field `question`", ":16:"),
-        ("duplicate option id", seed.replacen("{ id = 2,", "{ id = 1,", 1), "duplicate option id 1", ":22:"),
-        ("unknown key", seed.replacen("lang = \"en\"", "lang = \"en\"\nauthr = \"x\"", 1), "unknown field `authr`", ":6:"),
-        ("bad TOML", seed.replacen("status = \"open\"", "status = open", 1), "must be quoted", ":19:"),
-        ("unknown status", seed.replacen("status = \"open\"", "status = \"paused\"", 1), "paused", ":19:"),
-        ("no closing +++", seed.replacen("+++\n\nThe summit", "\nThe summit", 1), "closing +++", ""),
-        ("translation to nowhere", seed.replacen("lang = \"en\"", "lang = \"en\"\ntranslation = \"nowhere\"", 1), "nowhere", ":6:"),
+        (
+            "missing field",
+            seed.replacen(
+                "question = \"In your opinion, what are the US long-term goals for Russia?\"\n",
+                "",
+                1,
+            ),
+            "missing field `question`",
+            ":16:",
+        ),
+        (
+            "duplicate option id",
+            seed.replacen("{ id = 2,", "{ id = 1,", 1),
+            "duplicate option id 1",
+            ":22:",
+        ),
+        (
+            "unknown key",
+            seed.replacen("lang = \"en\"", "lang = \"en\"\nauthr = \"x\"", 1),
+            "unknown field `authr`",
+            ":6:",
+        ),
+        (
+            "bad TOML",
+            seed.replacen("status = \"open\"", "status = open", 1),
+            "must be quoted",
+            ":19:",
+        ),
+        (
+            "unknown status",
+            seed.replacen("status = \"open\"", "status = \"paused\"", 1),
+            "paused",
+            ":19:",
+        ),
+        (
+            "no closing +++",
+            seed.replacen("+++\n\nThe summit", "\nThe summit", 1),
+            "closing +++",
+            "",
+        ),
+        (
+            "translation to nowhere",
+            seed.replacen(
+                "lang = \"en\"",
+                "lang = \"en\"\ntranslation = \"nowhere\"",
+                1,
+            ),
+            "nowhere",
+            ":6:",
+        ),
     ]
 }
 
@@ -81,42 +142,71 @@ async fn a_broken_file_is_refused_with_its_name_line_and_reason_and_changes_noth
     let app = TestApp::spawn().await;
     assert_eq!(app.vote(&app.reader(), 1).await, StatusCode::CREATED);
     let (dir, url) = app.stop().await;
-    let before = tribune::store::export::poll_export(&tribune::store::Db::open(&url).await.unwrap(), POLL).await.unwrap().unwrap();
+    let before =
+        tribune::store::export::poll_export(&tribune::store::Db::open(&url).await.unwrap(), POLL)
+            .await
+            .unwrap()
+            .unwrap();
 
     for (case, text, reason, line) in broken_cases() {
         let content = content_with(&[]);
         // Another, valid change in the same import must not be applied either.
         let site = content.path().join("site.toml");
-        std::fs::write(&site, std::fs::read_to_string(&site).unwrap().replace("Russian International Affairs Council", "Renamed")).unwrap();
+        std::fs::write(
+            &site,
+            std::fs::read_to_string(&site)
+                .unwrap()
+                .replace("Russian International Affairs Council", "Renamed"),
+        )
+        .unwrap();
         std::fs::write(content.path().join("articles/csto-summit-2015.md"), text).unwrap();
         let (ok, stderr) = import(content.path(), &url);
         assert!(!ok, "{case}: the import must fail");
-        assert!(stderr.contains("csto-summit-2015.md"), "{case}: names the file: {stderr}");
+        assert!(
+            stderr.contains("csto-summit-2015.md"),
+            "{case}: names the file: {stderr}"
+        );
         assert!(stderr.contains(reason), "{case}: says {reason:?}: {stderr}");
         assert!(stderr.contains(line), "{case}: gives line {line}: {stderr}");
     }
 
     let app = TestApp::start(dir, url.clone(), |_| {}).await;
     let page = app.get_text(ARTICLE).await;
-    assert!(page.contains("Russian International Affairs Council"), "the site was not renamed");
-    assert_eq!(tallies(&app.poll_json(&reqwest::Client::new()).await), [34, 30, 24, 21]);
+    assert!(
+        page.contains("Russian International Affairs Council"),
+        "the site was not renamed"
+    );
+    assert_eq!(
+        tallies(&app.poll_json(&reqwest::Client::new()).await),
+        [34, 30, 24, 21]
+    );
     drop(before);
 }
 
 #[tokio::test]
 async fn the_server_does_not_start_on_broken_content() {
     let content = content_with(&[]);
-    std::fs::write(content.path().join("articles/csto-summit-2015.md"), seed_text().replacen("{ id = 2,", "{ id = 1,", 1)).unwrap();
+    std::fs::write(
+        content.path().join("articles/csto-summit-2015.md"),
+        seed_text().replacen("{ id = 2,", "{ id = 1,", 1),
+    )
+    .unwrap();
     let db = tempfile::tempdir().unwrap();
     let out = Command::new(TRIBUNE)
         .args(["serve", "--bind", "127.0.0.1:0", "--content"])
         .arg(content.path())
-        .env("DATABASE_URL", format!("sqlite://{}", db.path().join("t.db").display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", db.path().join("t.db").display()),
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("csto-summit-2015.md:22: duplicate option id 1"), "{stderr}");
+    assert!(
+        stderr.contains("csto-summit-2015.md:22: duplicate option id 1"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -126,10 +216,21 @@ async fn removing_an_option_that_has_votes_is_refused() {
     let (dir, url) = app.stop().await;
     let content = content_with(&[]);
     let text = seed_text();
-    let without_four: String = text.lines().filter(|l| !l.contains("{ id = 4,")).map(|l| format!("{l}\n")).collect();
-    std::fs::write(content.path().join("articles/csto-summit-2015.md"), without_four).unwrap();
+    let without_four: String = text
+        .lines()
+        .filter(|l| !l.contains("{ id = 4,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        content.path().join("articles/csto-summit-2015.md"),
+        without_four,
+    )
+    .unwrap();
     let (ok, stderr) = import(content.path(), &url);
     assert!(!ok);
-    assert!(stderr.contains("option 4") && stderr.contains("cannot be removed"), "{stderr}");
+    assert!(
+        stderr.contains("option 4") && stderr.contains("cannot be removed"),
+        "{stderr}"
+    );
     drop(dir);
 }

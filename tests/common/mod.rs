@@ -63,7 +63,11 @@ impl TestApp {
     }
 
     /// Starts a server on an existing folder (with `content/`) and database.
-    pub async fn start(dir: TempDir, database_url: String, adjust: impl FnOnce(&mut Config)) -> Self {
+    pub async fn start(
+        dir: TempDir,
+        database_url: String,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::new(database_url.clone(), dir.path().join("content"));
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.base_url = "http://127.0.0.1:0".into();
@@ -76,7 +80,14 @@ impl TestApp {
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
-        Self { addr, base, dir, database_url, stop: Some(stop), task: Some(task) }
+        Self {
+            addr,
+            base,
+            dir,
+            database_url,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -106,12 +117,23 @@ impl TestApp {
 
     pub async fn get_text(&self, path: &str) -> String {
         let response = reqwest::get(self.url(path)).await.unwrap();
-        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
         response.text().await.unwrap()
     }
 
     pub async fn poll_json(&self, client: &reqwest::Client) -> serde_json::Value {
-        client.get(self.url(&format!("/api/v1/polls/{POLL}"))).send().await.unwrap().json().await.unwrap()
+        client
+            .get(self.url(&format!("/api/v1/polls/{POLL}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Casts a vote through the API as `client`; returns the status.
@@ -128,7 +150,12 @@ impl TestApp {
 
 /// The votes of each option, in order, from a poll JSON.
 pub fn tallies(poll: &serde_json::Value) -> Vec<u64> {
-    poll["options"].as_array().unwrap().iter().map(|o| o["votes"].as_u64().unwrap()).collect()
+    poll["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["votes"].as_u64().unwrap())
+        .collect()
 }
 
 /// A Russian translation of the seed article, for the language-link tests.
