@@ -69,6 +69,21 @@ impl<'a> PageMeta<'a> {
     }
 }
 
+impl<'a> PageMeta<'a> {
+    /// The frame of an article's page, in the article's language.
+    pub fn for_article(catalog: &'a Catalog, article: &Article, url: String) -> Self {
+        let mut meta = Self::new(
+            catalog,
+            article.lang.labels(),
+            article.title.clone(),
+            article.summary.clone(),
+            url,
+        );
+        meta.kind = "article";
+        meta
+    }
+}
+
 pub struct TranslationLink {
     pub href: String,
     pub lang: &'static str,

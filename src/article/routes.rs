@@ -20,6 +20,8 @@ use super::{Article, Catalog};
 use crate::app::AppState;
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
+use crate::poll::PollState;
+use crate::rating::RatingState;
 use crate::reader::{self, ReaderId};
 use crate::store;
 
@@ -70,11 +72,7 @@ async fn article_page(
 ) -> Result<Response> {
     let article = find(&state.catalog, &slug)?;
     let reader = reader::identify(&jar);
-    let poll = article
-        .poll_id
-        .as_deref()
-        .and_then(|id| state.live.poll(id));
-    let rating = state.live.rating(article.id);
+    let (poll, rating) = live_state(&state, &article);
 
     if reader.is_none()
         && let Some(body) = state.pages.get(&article.slug, poll.as_ref(), &rating)
@@ -86,14 +84,7 @@ async fn article_page(
     let catalog = &state.catalog;
     let labels = article.lang.labels();
     let url = format!("{}{}", state.config.base_url, article.path());
-    let mut meta = PageMeta::new(
-        catalog,
-        labels,
-        article.title.clone(),
-        article.summary.clone(),
-        url.clone(),
-    );
-    meta.kind = "article";
+    let meta = PageMeta::for_article(catalog, &article, url.clone());
     let translation = article
         .translation
         .as_deref()
@@ -137,19 +128,8 @@ async fn print_page(
     let (your_vote, your_rating) = reader_state(&state, &article, reader.as_ref()).await?;
     let labels = article.lang.labels();
     let url = format!("{}{}", state.config.base_url, article.path());
-    let mut meta = PageMeta::new(
-        &state.catalog,
-        labels,
-        article.title.clone(),
-        article.summary.clone(),
-        url.clone(),
-    );
-    meta.kind = "article";
-    let poll = article
-        .poll_id
-        .as_deref()
-        .and_then(|id| state.live.poll(id));
-    let rating = state.live.rating(article.id);
+    let meta = PageMeta::for_article(&state.catalog, &article, url.clone());
+    let (poll, rating) = live_state(&state, &article);
     let page = PrintPage {
         poll: poll.as_deref().map(|p| PollView::new(p, your_vote, labels)),
         rating: RatingView::new(&article.slug, &rating, your_rating, labels),
@@ -158,6 +138,15 @@ async fn print_page(
         meta,
     };
     Ok(page_response(page.render()?.into(), reader))
+}
+
+/// The article's poll and rating as they stand now.
+fn live_state(state: &AppState, article: &Article) -> (Option<Arc<PollState>>, Arc<RatingState>) {
+    let poll = article
+        .poll_id
+        .as_deref()
+        .and_then(|id| state.live.poll(id));
+    (poll, state.live.rating(article.id))
 }
 
 /// The reader's own vote and rating on this article, when they have a cookie.
