@@ -13,7 +13,6 @@
 //! visible texts ("Poll conducted", "33 (31%)", "(1 vote)", "Your rating: 4/5",
 //! "Vote", "Rate", "Copy link") and `.js-only` for what needs the script.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 // A test that cannot go on should stop there, with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
