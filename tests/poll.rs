@@ -737,3 +737,98 @@ async fn export_gives_tallies_and_anonymous_votes_and_backup_copies_the_live_dat
         .unwrap();
     assert!(!again.status.success());
 }
+
+#[tokio::test]
+async fn a_vote_that_cannot_be_stored_gets_503_and_is_not_counted() {
+    let app = TestApp::spawn().await;
+    // Make every insert of a vote fail, as a full or broken disk would.
+    let db = tribune::store::Db::open(&app.database_url).await.unwrap();
+    sqlx::query("create trigger broken_disk before insert on votes begin select raise(abort, 'disk is broken'); end")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let reader = app.reader();
+    let response = reader
+        .post(app.url(&votes_url()))
+        .json(&serde_json::json!({"option": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        !problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("disk is broken"),
+        "no insides shown"
+    );
+    let form = reader
+        .post(app.url(&format!("/polls/{POLL}/vote")))
+        .form(&[("option", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(counts(&app).await, SEED_TALLIES);
+
+    // Once the disk is healthy again the same reader votes normally.
+    sqlx::query("drop trigger broken_disk")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(app.vote(&reader, 1).await, StatusCode::CREATED);
+    assert_eq!(counts(&app).await, [34, 30, 24, 21]);
+}
+
+#[tokio::test]
+async fn the_reader_cookie_is_secure_on_an_https_site() {
+    let app = TestApp::spawn_with(|c| c.base_url = "https://news.example".into()).await;
+    let response = app
+        .reader()
+        .post(app.url(&votes_url()))
+        .json(&serde_json::json!({"option": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let page = app.get_text(ARTICLE).await;
+    assert!(
+        page.contains("https://news.example/articles/csto-summit-2015"),
+        "share links use the base URL"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_cookie_is_a_new_reader() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::new();
+    let forged = client
+        .post(app.url(&votes_url()))
+        .header(
+            header::COOKIE,
+            "tribune_reader=0123456789abcdef0123456789abcdef",
+        )
+        .json(&serde_json::json!({"option": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::CREATED);
+    assert!(
+        forged.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("tribune_reader="),
+        "an unsigned cookie is replaced"
+    );
+}
