@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -48,9 +47,9 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub live: Arc<Live>,
     pub ballots: BallotBox,
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
     pub pages: Arc<PageCache>,
-    pub streams: Streams,
+    pub streams: Arc<Streams>,
 }
 
 /// The state, with the writer task that must be awaited after the last request.
@@ -85,9 +84,9 @@ impl AppState {
             catalog: Arc::new(catalog),
             live,
             ballots,
-            keys: Keys::derive(&secret),
+            keys: Arc::new(Keys::derive(&secret)),
             pages: Arc::default(),
-            streams: Streams::default(),
+            streams: Arc::default(),
         };
         Ok(Running { state, writer })
     }
@@ -125,54 +124,60 @@ async fn load(db: &Db) -> anyhow::Result<(Catalog, Live)> {
 
 /// Every route, with the layers every response goes through.
 pub fn router(state: AppState) -> Router {
-    let security_headers = ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("permissions-policy"),
-            HeaderValue::from_static(PERMISSIONS_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("cross-origin-opener-policy"),
-            HeaderValue::from_static("same-origin"),
-        ));
-
-    Router::new()
-        .merge(article::routes())
+    // Only votes and ratings write; reads skip the cross-site check. Writes may
+    // wait on the ballot box, so they carry the request timeout; reads are
+    // bounded by the pool's acquire timeout and SQLite's busy timeout.
+    let writes = Router::new()
         .merge(poll::routes())
         .merge(rating::routes())
+        .route_layer(middleware::from_fn(guard::refuse_cross_site))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    Router::new()
+        .merge(article::routes())
+        .merge(writes)
         .merge(events::routes())
         .merge(health::routes())
         .merge(assets::routes())
         .fallback(article::routes::not_found)
-        .layer(middleware::from_fn(guard::refuse_cross_site))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::new())
                 .layer(TraceLayer::new_for_http())
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    REQUEST_TIMEOUT,
-                ))
                 .layer(CompressionLayer::new())
-                .layer(security_headers),
+                .map_response(security_headers),
         )
         .with_state(state)
+}
+
+/// Adds the security headers to every response, in one step.
+fn security_headers<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+        (
+            HeaderName::from_static("permissions-policy"),
+            PERMISSIONS_POLICY,
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// A bound, ready server: tests read its port; `main` runs it until a signal.

@@ -2,7 +2,7 @@
 //! anonymous article page.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use askama::Template;
 use bytes::Bytes;
@@ -263,17 +263,96 @@ pub fn json_ld(article: &Article, site_name: &str, url: &str, rating: &RatingSta
     data.to_string().replace("</", "<\\/")
 }
 
-/// The anonymous article page, rendered once per state of its poll and rating.
-#[derive(Default)]
-pub struct PageCache {
-    pages: RwLock<HashMap<String, CachedPage>>,
+/// A content coding the reader accepts, for pages kept compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    Brotli,
 }
 
-struct CachedPage {
+impl Encoding {
+    /// The best coding `Accept-Encoding` allows: brotli, then gzip, else none.
+    pub fn negotiate(accept_encoding: Option<&str>) -> Self {
+        let accepts = |wanted: &str| {
+            accept_encoding
+                .into_iter()
+                .flat_map(|v| v.split(','))
+                .any(|item| {
+                    let mut parts = item.split(';').map(str::trim);
+                    let coding = parts.next().unwrap_or_default();
+                    let refused = parts.any(|p| {
+                        p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0)
+                    });
+                    coding.eq_ignore_ascii_case(wanted) && !refused
+                })
+        };
+        if accepts("br") {
+            Self::Brotli
+        } else if accepts("gzip") {
+            Self::Gzip
+        } else {
+            Self::Identity
+        }
+    }
+
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Self::Identity => None,
+            Self::Gzip => Some("gzip"),
+            Self::Brotli => Some("br"),
+        }
+    }
+}
+
+/// The anonymous article page, rendered once per state of its poll and rating,
+/// and compressed once per coding a reader asks for.
+#[derive(Default)]
+pub struct PageCache {
+    pages: RwLock<HashMap<String, Arc<CachedPage>>>,
+}
+
+pub struct CachedPage {
     poll: Option<Arc<PollState>>,
     poll_open: bool,
     rating: Arc<RatingState>,
-    body: Bytes,
+    identity: Bytes,
+    gzip: OnceLock<Bytes>,
+    brotli: OnceLock<Bytes>,
+}
+
+impl CachedPage {
+    /// The page in `encoding`, compressing it the first time it is asked for.
+    pub fn body(&self, encoding: Encoding) -> Bytes {
+        match encoding {
+            Encoding::Identity => self.identity.clone(),
+            Encoding::Gzip => self.gzip.get_or_init(|| gzip(&self.identity)).clone(),
+            Encoding::Brotli => self.brotli.get_or_init(|| brotli(&self.identity)).clone(),
+        }
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::best(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default().into()
+}
+
+fn brotli(bytes: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(bytes.len() / 3);
+    let params = ::brotli::enc::BrotliEncoderParams {
+        quality: 9,
+        lgwin: 22,
+        ..Default::default()
+    };
+    // Reading from a slice into a Vec cannot fail.
+    let _ = ::brotli::BrotliCompress(&mut &bytes[..], &mut out, &params);
+    out.into()
 }
 
 impl PageCache {
@@ -283,7 +362,7 @@ impl PageCache {
         slug: &str,
         poll: Option<&Arc<PollState>>,
         rating: &Arc<RatingState>,
-    ) -> Option<Bytes> {
+    ) -> Option<Arc<CachedPage>> {
         let pages = self.pages.read();
         let page = pages.get(slug)?;
         let same_poll = match (&page.poll, poll) {
@@ -291,7 +370,7 @@ impl PageCache {
             (None, None) => true,
             _ => false,
         };
-        (same_poll && Arc::ptr_eq(&page.rating, rating)).then(|| page.body.clone())
+        (same_poll && Arc::ptr_eq(&page.rating, rating)).then(|| page.clone())
     }
 
     pub fn put(
@@ -300,18 +379,40 @@ impl PageCache {
         poll: Option<Arc<PollState>>,
         rating: Arc<RatingState>,
         body: Bytes,
-    ) {
+    ) -> Arc<CachedPage> {
         let poll_open = poll
             .as_ref()
             .is_some_and(|p| p.status_at(time::OffsetDateTime::now_utc()) == PollStatus::Open);
-        self.pages.write().insert(
-            slug.to_owned(),
-            CachedPage {
-                poll,
-                poll_open,
-                rating,
-                body,
-            },
+        let page = Arc::new(CachedPage {
+            poll,
+            poll_open,
+            rating,
+            identity: body,
+            gzip: OnceLock::new(),
+            brotli: OnceLock::new(),
+        });
+        self.pages.write().insert(slug.to_owned(), page.clone());
+        page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Encoding;
+
+    #[test]
+    fn accept_encoding_is_negotiated() {
+        assert_eq!(Encoding::negotiate(None), Encoding::Identity);
+        assert_eq!(
+            Encoding::negotiate(Some("gzip, deflate, br, zstd")),
+            Encoding::Brotli
         );
+        assert_eq!(Encoding::negotiate(Some("gzip")), Encoding::Gzip);
+        assert_eq!(
+            Encoding::negotiate(Some("br;q=0, gzip;q=0.5")),
+            Encoding::Gzip
+        );
+        assert_eq!(Encoding::negotiate(Some("identity")), Encoding::Identity);
+        assert_eq!(Encoding::negotiate(Some("BR")), Encoding::Brotli);
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -12,8 +14,8 @@ use axum_extra::extract::SignedCookieJar;
 use bytes::Bytes;
 
 use super::page::{
-    ArticlePage, IndexEntry, IndexPage, PageMeta, PollView, PrintPage, RatingView, ShareView,
-    TranslationLink, json_ld,
+    ArticlePage, CachedPage, Encoding, IndexEntry, IndexPage, PageMeta, PollView, PrintPage,
+    RatingView, ShareView, TranslationLink, json_ld,
 };
 use super::share::share_links;
 use super::{Article, Catalog};
@@ -68,19 +70,35 @@ fn find(catalog: &Catalog, slug: &str) -> Result<Arc<Article>> {
 async fn article_page(
     State(state): State<AppState>,
     Path(slug): Path<String>,
+    AcceptEncoding(encoding): AcceptEncoding,
     jar: SignedCookieJar,
 ) -> Result<Response> {
     let article = find(&state.catalog, &slug)?;
     let reader = reader::identify(&jar);
     let (poll, rating) = live_state(&state, &article);
-
     if reader.is_none()
-        && let Some(body) = state.pages.get(&article.slug, poll.as_ref(), &rating)
+        && let Some(page) = state.pages.get(&article.slug, poll.as_ref(), &rating)
     {
-        return Ok(page_response(body, None));
+        return Ok(cached_response(&page, encoding));
     }
-    let (your_vote, your_rating) = reader_state(&state, &article, reader.as_ref()).await?;
+    // Boxed: the hot path above stays a small future.
+    Box::pin(render_article(
+        state, article, reader, poll, rating, encoding,
+    ))
+    .await
+}
 
+/// Renders the article page: for a reader, with their own marks; for anyone
+/// else, once per state, into the cache.
+async fn render_article(
+    state: AppState,
+    article: Arc<Article>,
+    reader: Option<ReaderId>,
+    poll: Option<Arc<PollState>>,
+    rating: Arc<RatingState>,
+    encoding: Encoding,
+) -> Result<Response> {
+    let (your_vote, your_rating) = reader_state(&state, &article, reader.as_ref()).await?;
     let catalog = &state.catalog;
     let labels = article.lang.labels();
     let url = format!("{}{}", state.config.base_url, article.path());
@@ -112,9 +130,24 @@ async fn article_page(
     match reader {
         Some(reader) => Ok(page_response(body, Some(reader))),
         None => {
-            state.pages.put(&article.slug, poll, rating, body.clone());
-            Ok(page_response(body, None))
+            let page = state.pages.put(&article.slug, poll, rating, body);
+            Ok(cached_response(&page, encoding))
         }
+    }
+}
+
+/// The coding the reader accepts for a page we keep compressed.
+pub struct AcceptEncoding(pub Encoding);
+
+impl<S: Send + Sync> FromRequestParts<S> for AcceptEncoding {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        Ok(Self(Encoding::negotiate(header)))
     }
 }
 
@@ -182,6 +215,20 @@ fn page_response(body: Bytes, reader: Option<ReaderId>) -> Response {
         Html(body),
     )
         .into_response()
+}
+
+/// The anonymous page, already compressed the way the reader accepts.
+fn cached_response(page: &CachedPage, encoding: Encoding) -> Response {
+    let mut response = page_response(page.body(encoding), None);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Cookie, Accept-Encoding"),
+    );
+    if let Some(coding) = encoding.header() {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    response
 }
 
 /// Anything else: a page that says so.

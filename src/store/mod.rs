@@ -10,6 +10,7 @@ pub mod ratings;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,7 +26,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: SqlitePool,
-    options: SqliteConnectOptions,
+    /// Behind an `Arc`: the state is cloned for every request.
+    options: Arc<SqliteConnectOptions>,
 }
 
 impl Db {
@@ -48,6 +50,7 @@ impl Db {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the database {url:?}"))?;
@@ -55,7 +58,10 @@ impl Db {
             .run(&pool)
             .await
             .context("cannot apply the database migrations")?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options: Arc::new(options),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
