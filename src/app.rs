@@ -19,6 +19,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::article::fast::AnonymousPageLayer;
 use crate::article::{self, Article, Catalog, PageCache};
 use crate::ballot::{BallotBox, WriterSettings};
 use crate::config::Config;
@@ -150,11 +151,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(CompressionLayer::new())
                 .map_response(security_headers),
         )
+        // Outermost: the anonymous article page straight from the cache.
+        .layer(AnonymousPageLayer::new(state.clone()))
         .with_state(state)
 }
 
 /// Adds the security headers to every response, in one step.
-fn security_headers<B>(mut response: http::Response<B>) -> http::Response<B> {
+pub fn security_headers<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(

@@ -462,3 +462,92 @@ async fn russian_counts_take_russian_plurals() {
         assert!(page.contains(text), "{raters} raters: {text}");
     }
 }
+
+/// The headers a reader would notice, without the date.
+fn visible_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != header::DATE && *name != header::CONTENT_LENGTH)
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    headers
+}
+
+#[tokio::test]
+async fn the_cached_page_is_the_same_page_with_the_same_headers() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .build()
+        .unwrap();
+    for encoding in ["identity", "gzip", "br"] {
+        // The first anonymous request renders the page; the next ones come from the cache.
+        let first = client
+            .get(app.url(ARTICLE))
+            .header(header::ACCEPT_ENCODING, encoding)
+            .send()
+            .await
+            .unwrap();
+        let first_headers = visible_headers(&first);
+        let first_body = first.bytes().await.unwrap();
+        for _ in 0..2 {
+            let again = client
+                .get(app.url(ARTICLE))
+                .header(header::ACCEPT_ENCODING, encoding)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(again.status(), StatusCode::OK);
+            assert_eq!(visible_headers(&again), first_headers, "{encoding}");
+            assert_eq!(again.bytes().await.unwrap(), first_body, "{encoding}");
+        }
+        assert!(
+            first_headers
+                .iter()
+                .any(|(n, v)| n == "content-security-policy" && v.contains("script-src 'self'"))
+        );
+        assert!(
+            first_headers
+                .iter()
+                .any(|(n, v)| n == "vary" && v.contains("Cookie"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_cached_page_follows_every_vote_and_rating() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        assert!(app.get_text(ARTICLE).await.contains("30 (28%)"));
+    }
+    assert_eq!(app.vote(&app.reader(), 2).await, StatusCode::CREATED);
+    let page = app.get_text(ARTICLE).await;
+    assert!(
+        page.contains("31 (29%)"),
+        "an anonymous reader sees the vote at once"
+    );
+    let rated = reqwest::Client::new()
+        .put(app.url("/api/v1/articles/csto-summit-2015/rating"))
+        .json(&serde_json::json!({"stars": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rated.status(), StatusCode::OK);
+    assert!(app.get_text(ARTICLE).await.contains("(1 vote)"));
+    // A reader's own page is never the cached one.
+    let reader = app.reader();
+    assert_eq!(app.vote(&reader, 1).await, StatusCode::CREATED);
+    let own = reader
+        .get(app.url(ARTICLE))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(own.contains("(your vote)"));
+    assert!(!app.get_text(ARTICLE).await.contains("(your vote)"));
+}

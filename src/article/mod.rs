@@ -1,5 +1,6 @@
 //! Articles: the catalogue loaded at start-up, and the pages that show them.
 
+pub mod fast;
 mod page;
 pub mod routes;
 mod share;

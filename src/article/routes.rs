@@ -75,12 +75,12 @@ async fn article_page(
 ) -> Result<Response> {
     let article = find(&state.catalog, &slug)?;
     let reader = reader::identify(&jar);
-    let (poll, rating) = live_state(&state, &article);
     if reader.is_none()
-        && let Some(page) = state.pages.get(&article.slug, poll.as_ref(), &rating)
+        && let Some(response) = cached_page(&state, &article, encoding)
     {
-        return Ok(cached_response(&page, encoding));
+        return Ok(response);
     }
+    let (poll, rating) = live_state(&state, &article);
     // Boxed: the hot path above stays a small future.
     Box::pin(render_article(
         state, article, reader, poll, rating, encoding,
@@ -215,6 +215,13 @@ fn page_response(body: Bytes, reader: Option<ReaderId>) -> Response {
         Html(body),
     )
         .into_response()
+}
+
+/// The page an anonymous reader gets, if it is cached for the current state.
+pub fn cached_page(state: &AppState, article: &Article, encoding: Encoding) -> Option<Response> {
+    let (poll, rating) = live_state(state, article);
+    let page = state.pages.get(&article.slug, poll.as_ref(), &rating)?;
+    Some(cached_response(&page, encoding))
 }
 
 /// The anonymous page, already compressed the way the reader accepts.
