@@ -3,6 +3,14 @@
 /// Shares of `counts` in whole percents by the largest-remainder (Hamilton) method:
 /// each gets its floor, then the points still missing from 100 go to the largest
 /// remainders, earlier options first on a tie. All zero when there are no votes.
+///
+/// ```
+/// use tribune::poll::largest_remainder_percents;
+///
+/// // The seed poll: 30.6 + 27.8 + 22.2 + 19.4 shown as whole numbers that add up to 100.
+/// assert_eq!(largest_remainder_percents(&[33, 30, 24, 21]), [31, 28, 22, 19]);
+/// assert_eq!(largest_remainder_percents(&[0, 0]), [0, 0]);
+/// ```
 pub fn largest_remainder_percents(counts: &[u64]) -> Vec<u8> {
     let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
     if total == 0 {
