@@ -7,19 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware;
+use axum::{Router, ServiceExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::article::fast::AnonymousPageLayer;
+use crate::article::fast::{AnonymousPageLayer, AnonymousPages};
 use crate::article::{self, Article, Catalog, PageCache};
 use crate::ballot::{BallotBox, WriterSettings};
 use crate::config::Config;
@@ -151,9 +152,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(CompressionLayer::new())
                 .map_response(security_headers),
         )
-        // Outermost: the anonymous article page straight from the cache.
-        .layer(AnonymousPageLayer::new(state.clone()))
         .with_state(state)
+}
+
+/// What the server runs: the router, with the anonymous article page served
+/// from the cache in front of it (before routing and the layers).
+pub fn app(state: AppState) -> AnonymousPages<Router> {
+    AnonymousPageLayer::new(state.clone()).layer(router(state))
 }
 
 /// Adds the security headers to every response, in one step.
@@ -225,7 +230,7 @@ impl Application {
         let Running { state, writer } = self.running;
         let db = state.db.clone();
         let streams = state.streams.shutdown.clone();
-        let app = router(state);
+        let app = app(state);
         // Open event streams would keep a graceful shutdown waiting: end them first.
         let shutdown = async move {
             shutdown.await;
@@ -233,7 +238,7 @@ impl Application {
         };
         axum::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
         )
         .with_graceful_shutdown(shutdown)
         .await

@@ -26,5 +26,5 @@ pub mod reader;
 pub mod store;
 pub mod telemetry;
 
-pub use app::{AppState, Application, router};
+pub use app::{AppState, Application, app, router};
 pub use config::Config;

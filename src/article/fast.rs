@@ -1,10 +1,10 @@
 //! Serves the cached anonymous article page in front of the middleware.
 //!
 //! Most readers have no cookie, and for them the article page is the same
-//! bytes until a vote or rating changes it (see `PageCache`). This layer,
-//! the outermost, answers those requests straight from the cache, with the
-//! same headers the router would add, so the page is served at close to the
-//! speed of a static file. Anything else — a reader with a cookie, another
+//! bytes until a vote or rating changes it (see `PageCache`). This service,
+//! in front of the router (see `app::app`), answers those requests straight
+//! from the cache, with the same headers the router would add, so the page
+//! is served at close to the speed of a static file. Anything else — a reader with a cookie, another
 //! page, a page not cached yet — goes on through the router as usual.
 
 use std::convert::Infallible;
