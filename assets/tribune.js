@@ -132,10 +132,16 @@
         form.submit(); // fetch has no network: the plain form may still get through
         return;
       }
-      // Already voted, or closed meanwhile: show where things stand.
-      if (answer.res.status === 409) answer = await api('GET', url).catch(() => answer);
+      // Already voted (say, in another tab), or closed meanwhile: show where
+      // things stand, and say why this choice was not counted.
+      const refused = answer.res.status === 409 ? problem(answer) : null;
+      if (refused) answer = await api('GET', url).catch(() => answer);
       busy = false;
-      if (answer.res.ok && Array.isArray(answer.data?.options)) return showResults(answer.data, true);
+      if (answer.res.ok && Array.isArray(answer.data?.options)) {
+        showResults(answer.data, true);
+        if (refused) box.appendChild(make('p', 'poll-status', refused));
+        return;
+      }
       button.disabled = false;
       showError(form, problem(answer));
     });

@@ -1160,3 +1160,50 @@ async fn live_results_reach_an_open_page() {
 
     browser.finish().await;
 }
+
+/// A reader who already voted elsewhere (another tab) and votes again sees
+/// their earlier vote marked, and is told why the new choice was not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_vote_from_a_stale_page_shows_the_first_and_says_so() {
+    let Some(browser) = Browser::start(Js::On).await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let driver = &browser.driver;
+    driver.goto(app.url(ARTICLE)).await.unwrap();
+    // "Another tab" of the same reader votes for option 2 (same cookies).
+    let status = browser
+        .js(&format!(
+            "return fetch('/api/v1/polls/{}/votes', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: '{{\"option\": 2}}'}}).then(r => r.status);",
+            common::POLL
+        ))
+        .await;
+    assert_eq!(status, 201);
+
+    let radio = choose_option(driver, 3).await;
+    press_submit(&radio, "Vote").await;
+    wait_for_results(
+        driver,
+        "the earlier vote for option 2 marked",
+        &strings(&AFTER_VOTE_FOR_2),
+        Some(OPTION_2),
+    )
+    .await;
+    let poll = driver
+        .find(By::Css("#poll"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        poll.contains("You have already voted in this poll."),
+        "{poll}"
+    );
+    assert_eq!(
+        common::tallies(&app.poll_json(&reqwest::Client::new()).await),
+        [33, 31, 24, 21],
+        "the second choice was not counted"
+    );
+    browser.finish().await;
+}
