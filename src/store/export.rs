@@ -98,30 +98,33 @@ pub async fn poll_export(db: &Db, poll: &str) -> sqlx::Result<Option<PollExport>
 impl PollExport {
     /// The tallies, a blank line, then the votes; each part with its header.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("option,label,imported_votes,cast_votes,votes,percent\n");
-        for o in &self.options {
-            out.push_str(&format!(
-                "{},{},{},{},{},{}\n",
-                o.id,
-                csv_field(&o.label),
-                o.imported_votes,
-                o.cast_votes,
-                o.votes,
-                o.percent
-            ));
-        }
-        out.push_str("\ncast_at,option\n");
-        for v in &self.votes {
-            out.push_str(&format!("{},{}\n", v.cast_at, v.option));
-        }
-        out
+        const TALLIES: [&str; 6] = [
+            "option",
+            "label",
+            "imported_votes",
+            "cast_votes",
+            "votes",
+            "percent",
+        ];
+        let mut out = Vec::new();
+        // Writing CSV into memory cannot fail.
+        let _ = write_csv(&mut out, &TALLIES, &self.options).and_then(|()| {
+            out.push(b'\n');
+            write_csv(&mut out, &["cast_at", "option"], &self.votes)
+        });
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
+/// One CSV table: its header, even when it has no rows, then the rows.
+fn write_csv<T: Serialize>(out: &mut Vec<u8>, header: &[&str], rows: &[T]) -> csv::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    writer.write_record(header)?;
+    for row in rows {
+        writer.serialize(row)?;
     }
+    writer.flush()?;
+    Ok(())
 }
