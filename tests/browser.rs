@@ -416,6 +416,15 @@ fn describe_log(entries: &[BrowserLogEntry]) -> String {
 // ---------------------------------------------------------------------------
 // Waiting and looking.
 
+/// A browser (None when it is missing and may be skipped) on the article page
+/// of a fresh server.
+async fn open_article(js: Js) -> Option<(Browser, TestApp)> {
+    let browser = Browser::start(js).await?;
+    let app = TestApp::spawn().await;
+    browser.driver.goto(app.url(ARTICLE)).await.unwrap();
+    Some((browser, app))
+}
+
 /// Polls `probe` until it gives `Ok`, or panics after `timeout` with the last state it saw.
 async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
 where
@@ -666,12 +675,10 @@ async fn wait_for_rating(driver: &WebDriver, what: &str, count_text: &str, yours
 /// title, the poll and its results, and costs at most four requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn article_renders_cleanly_in_few_requests() {
-    let Some(browser) = Browser::start(Js::On).await else {
+    let Some((browser, app)) = open_article(Js::On).await else {
         return;
     };
-    let app = TestApp::spawn().await;
     let driver = &browser.driver;
-    driver.goto(app.url(ARTICLE)).await.unwrap();
 
     for text in [TITLE, "Poll conducted", "33 (31%)"] {
         assert!(
@@ -768,12 +775,10 @@ async fn article_renders_cleanly_in_few_requests() {
 /// replace the form with the choice marked, and a reload still shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voting_with_javascript_stays_on_the_page() {
-    let Some(browser) = Browser::start(Js::On).await else {
+    let Some((browser, app)) = open_article(Js::On).await else {
         return;
     };
-    let app = TestApp::spawn().await;
     let driver = &browser.driver;
-    driver.goto(app.url(ARTICLE)).await.unwrap();
     browser
         .js("window.tribuneTestMarker = 'same document'; return null;")
         .await;
@@ -836,12 +841,10 @@ async fn voting_with_javascript_stays_on_the_page() {
 /// the poll, and the page shows the results with the choice marked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voting_without_javascript_posts_the_form() {
-    let Some(browser) = Browser::start(Js::Off).await else {
+    let Some((browser, app)) = open_article(Js::Off).await else {
         return;
     };
-    let app = TestApp::spawn().await;
     let driver = &browser.driver;
-    driver.goto(app.url(ARTICLE)).await.unwrap();
     // What needs the script stays hidden.
     for element in driver.find_all(By::Css(".js-only")).await.unwrap() {
         assert!(
@@ -883,12 +886,10 @@ async fn voting_without_javascript_posts_the_form() {
 /// rating is saved, shown back, and checked in both widgets after a reload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rating_with_the_keyboard_alone() {
-    let Some(browser) = Browser::start(Js::On).await else {
+    let Some((browser, app)) = open_article(Js::On).await else {
         return;
     };
-    let app = TestApp::spawn().await;
     let driver = &browser.driver;
-    driver.goto(app.url(ARTICLE)).await.unwrap();
 
     let focused = "const e = document.activeElement;
          return e ? {tag: e.tagName, name: e.getAttribute('name'), value: e.value, checked: !!e.checked,
@@ -969,12 +970,10 @@ async fn rating_with_the_keyboard_alone() {
 /// to the rating, which shows the count and the reader's rating.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rating_without_javascript_posts_the_form() {
-    let Some(browser) = Browser::start(Js::Off).await else {
+    let Some((browser, app)) = open_article(Js::Off).await else {
         return;
     };
-    let app = TestApp::spawn().await;
     let driver = &browser.driver;
-    driver.goto(app.url(ARTICLE)).await.unwrap();
 
     let form = rating_form(driver, 0).await.unwrap();
     let star = form
@@ -1056,12 +1055,10 @@ fn describe_violations(violations: &[Value]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accessibility_axe_finds_no_violations() {
     let Some(axe) = axe_source() else { return };
-    let Some(browser) = Browser::start(Js::On).await else {
+    let Some((browser, app)) = open_article(Js::On).await else {
         return;
     };
-    let app = TestApp::spawn().await;
     let driver = &browser.driver;
-    driver.goto(app.url(ARTICLE)).await.unwrap();
 
     let before = axe_violations(&browser, &axe).await;
     let radio = choose_option(driver, 2).await;
@@ -1089,12 +1086,10 @@ async fn accessibility_axe_finds_no_violations() {
 /// and is not marked as this reader's vote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_results_reach_an_open_page() {
-    let Some(browser) = Browser::start(Js::On).await else {
+    let Some((browser, app)) = open_article(Js::On).await else {
         return;
     };
-    let app = TestApp::spawn().await;
     let driver = &browser.driver;
-    driver.goto(app.url(ARTICLE)).await.unwrap();
     browser
         .js("window.tribuneTestMarker = 'same document'; return null;")
         .await;
@@ -1165,12 +1160,10 @@ async fn live_results_reach_an_open_page() {
 /// their earlier vote marked, and is told why the new choice was not counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_vote_from_a_stale_page_shows_the_first_and_says_so() {
-    let Some(browser) = Browser::start(Js::On).await else {
+    let Some((browser, app)) = open_article(Js::On).await else {
         return;
     };
-    let app = TestApp::spawn().await;
     let driver = &browser.driver;
-    driver.goto(app.url(ARTICLE)).await.unwrap();
     // "Another tab" of the same reader votes for option 2 (same cookies).
     let status = browser
         .js(&format!(
