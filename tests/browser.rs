@@ -675,7 +675,7 @@ async fn wait_for_rating(driver: &WebDriver, what: &str, count_text: &str, yours
 /// title, the poll and its results, and costs at most four requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn article_renders_cleanly_in_few_requests() {
-    let Some((browser, app)) = open_article(Js::On).await else {
+    let Some((browser, _app)) = open_article(Js::On).await else {
         return;
     };
     let driver = &browser.driver;
@@ -1055,7 +1055,7 @@ fn describe_violations(violations: &[Value]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accessibility_axe_finds_no_violations() {
     let Some(axe) = axe_source() else { return };
-    let Some((browser, app)) = open_article(Js::On).await else {
+    let Some((browser, _app)) = open_article(Js::On).await else {
         return;
     };
     let driver = &browser.driver;
