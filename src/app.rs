@@ -217,10 +217,6 @@ impl Application {
         &self.running.state.config.base_url
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.running.state
-    }
-
     /// Serves until `shutdown` completes, finishes the requests in flight, then
     /// lets the writer commit what it holds and closes the database.
     pub async fn run_until_stopped(

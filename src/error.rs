@@ -87,10 +87,6 @@ impl AppError {
         self
     }
 
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
     fn log(&self) {
         if self.status.is_server_error() {
             match &self.source {
