@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use super::share::ShareLink;
 use super::{Article, Catalog};
 use crate::assets;
-use crate::content::{FooterLink, PollStatus};
+use crate::content::FooterLink;
 use crate::i18n::Labels;
 use crate::poll::PollState;
 use crate::rating::{RatingState, Stars};
@@ -380,9 +380,8 @@ impl PageCache {
         rating: Arc<RatingState>,
         body: Bytes,
     ) -> Arc<CachedPage> {
-        let poll_open = poll
-            .as_ref()
-            .is_some_and(|p| p.status_at(time::OffsetDateTime::now_utc()) == PollStatus::Open);
+        // Compared with `is_open()` on the way out, so asked the same way here.
+        let poll_open = poll.as_ref().is_some_and(|p| p.is_open());
         let page = Arc::new(CachedPage {
             poll,
             poll_open,

@@ -15,26 +15,40 @@ pub async fn distribution<'e>(
             .await?;
     let mut counts = [0_u64; 5];
     for (stars, readers) in rows {
-        if let Some(slot) = usize::try_from(stars - 1)
-            .ok()
-            .and_then(|i| counts.get_mut(i))
-        {
-            *slot = readers.max(0) as u64;
-        }
+        count_in(&mut counts, stars, readers);
     }
     Ok(counts)
 }
 
-/// Every article's distribution, for start-up.
+/// Every article's distribution, for start-up, in one query.
 pub async fn all_distributions(pool: &SqlitePool) -> sqlx::Result<Vec<(i64, [u64; 5])>> {
-    let ids: Vec<i64> = sqlx::query_scalar(r"select id from articles")
-        .fetch_all(pool)
-        .await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push((id, distribution(pool, id).await?));
+    let rows: Vec<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        r"select a.id, c.stars, c.readers
+            from articles a left join rating_counts c on c.article_id = a.id
+           order by a.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<(i64, [u64; 5])> = Vec::new();
+    for (article_id, stars, readers) in rows {
+        if out.last().is_none_or(|(id, _)| *id != article_id) {
+            out.push((article_id, [0; 5]));
+        }
+        if let (Some((_, counts)), Some(stars), Some(readers)) = (out.last_mut(), stars, readers) {
+            count_in(counts, stars, readers);
+        }
     }
     Ok(out)
+}
+
+/// Puts a row of `rating_counts` in its slot: index 0 is one star.
+fn count_in(counts: &mut [u64; 5], stars: i64, readers: i64) {
+    if let Some(slot) = usize::try_from(stars - 1)
+        .ok()
+        .and_then(|i| counts.get_mut(i))
+    {
+        *slot = readers.max(0) as u64;
+    }
 }
 
 /// The stars a reader gave an article, if any.
