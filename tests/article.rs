@@ -529,12 +529,7 @@ async fn the_cached_page_follows_every_vote_and_rating() {
         page.contains("31 (29%)"),
         "an anonymous reader sees the vote at once"
     );
-    let rated = reqwest::Client::new()
-        .put(app.url("/api/v1/articles/csto-summit-2015/rating"))
-        .json(&serde_json::json!({"stars": 2}))
-        .send()
-        .await
-        .unwrap();
+    let rated = app.rate(&reqwest::Client::new(), 2).await;
     assert_eq!(rated.status(), StatusCode::OK);
     assert!(app.get_text(ARTICLE).await.contains("(1 vote)"));
     // A reader's own page is never the cached one.

@@ -612,15 +612,6 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-async fn rating_json(app: &TestApp) -> Value {
-    reqwest::get(app.url("/api/v1/articles/csto-summit-2015/rating"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// The n-th rating form (0 = the top one), freshly looked up.
 async fn rating_form(driver: &WebDriver, n: usize) -> Result<WebElement, String> {
     let forms = driver
@@ -943,7 +934,7 @@ async fn rating_with_the_keyboard_alone() {
     )
     .await;
     wait_until(WAIT, "the server to hold the reader's 4 stars", || async {
-        let rating = rating_json(&app).await;
+        let rating = app.rating_json(&reqwest::Client::new()).await;
         if rating["count"] == 1 && rating["average"] == 4.0 {
             Ok(())
         } else {

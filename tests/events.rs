@@ -90,12 +90,7 @@ async fn an_article_stream_sends_its_poll_and_its_rating() {
     assert!(first["rating"].get("your_rating").is_none());
 
     let reader = app.reader();
-    let rated = reader
-        .put(app.url("/api/v1/articles/csto-summit-2015/rating"))
-        .json(&serde_json::json!({"stars": 5}))
-        .send()
-        .await
-        .unwrap();
+    let rated = app.rate(&reader, 5).await;
     assert_eq!(rated.status(), StatusCode::OK);
     let (event, data) = events.next().await;
     assert_eq!(event, "rating");

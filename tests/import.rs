@@ -34,12 +34,7 @@ async fn a_restart_reimports_and_keeps_votes_and_ratings() {
     let app = TestApp::spawn().await;
     let reader = app.reader();
     assert_eq!(app.vote(&reader, 2).await, StatusCode::CREATED);
-    let rated = reader
-        .put(app.url("/api/v1/articles/csto-summit-2015/rating"))
-        .json(&serde_json::json!({"stars": 5}))
-        .send()
-        .await
-        .unwrap();
+    let rated = app.rate(&reader, 5).await;
     assert_eq!(rated.status(), StatusCode::OK);
     let (dir, url) = app.stop().await;
 
@@ -50,13 +45,7 @@ async fn a_restart_reimports_and_keeps_votes_and_ratings() {
     let app = TestApp::start(dir, url, |_| {}).await;
     let poll = app.poll_json(&reqwest::Client::new()).await;
     assert_eq!(tallies(&poll), [33, 31, 24, 21]);
-    let rating: serde_json::Value =
-        reqwest::get(app.url("/api/v1/articles/csto-summit-2015/rating"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let rating: serde_json::Value = app.rating_json(&reqwest::Client::new()).await;
     assert_eq!(rating["count"], 1);
     assert_eq!(rating["average"], 5.0);
     // The reader's cookie still works: the same secret was kept in the database.

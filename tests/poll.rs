@@ -489,12 +489,7 @@ async fn fifty_racing_votes_by_one_reader_count_once() {
     let app = TestApp::spawn().await;
     let reader = app.reader();
     // Rating first gives the reader their cookie without voting.
-    let rated = reader
-        .put(app.url("/api/v1/articles/csto-summit-2015/rating"))
-        .json(&serde_json::json!({"stars": 3}))
-        .send()
-        .await
-        .unwrap();
+    let rated = app.rate(&reader, 3).await;
     assert_eq!(rated.status(), StatusCode::OK);
     let mut tasks = Vec::new();
     for i in 0..50_u32 {

@@ -3,31 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 mod common;
 
-use common::{ARTICLE, TestApp};
+use common::{ARTICLE, RATING, TestApp};
 use reqwest::StatusCode;
 use reqwest::header;
-
-const RATING: &str = "/api/v1/articles/csto-summit-2015/rating";
-
-async fn rating(app: &TestApp, client: &reqwest::Client) -> serde_json::Value {
-    client
-        .get(app.url(RATING))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn rate(app: &TestApp, client: &reqwest::Client, stars: u8) -> reqwest::Response {
-    client
-        .put(app.url(RATING))
-        .json(&serde_json::json!({ "stars": stars }))
-        .send()
-        .await
-        .unwrap()
-}
 
 /// The JSON-LD block of a page, parsed.
 fn json_ld(page: &str) -> serde_json::Value {
@@ -42,7 +20,7 @@ fn json_ld(page: &str) -> serde_json::Value {
 #[tokio::test]
 async fn nobody_has_rated_yet() {
     let app = TestApp::spawn().await;
-    let json = rating(&app, &reqwest::Client::new()).await;
+    let json = app.rating_json(&reqwest::Client::new()).await;
     assert_eq!(
         json,
         serde_json::json!({
@@ -127,7 +105,7 @@ async fn the_form_saves_a_rating_and_redirects_back_to_it() {
 async fn a_reader_may_change_their_mind() {
     let app = TestApp::spawn().await;
     let reader = app.reader();
-    let first = rate(&app, &reader, 2).await;
+    let first = app.rate(&reader, 2).await;
     assert_eq!(first.status(), StatusCode::OK);
     let json: serde_json::Value = first.json().await.unwrap();
     assert_eq!(
@@ -138,22 +116,22 @@ async fn a_reader_may_change_their_mind() {
         ),
         (1.into(), 2.0.into(), 2.into())
     );
-    let second: serde_json::Value = rate(&app, &reader, 5).await.json().await.unwrap();
+    let second: serde_json::Value = app.rate(&reader, 5).await.json().await.unwrap();
     assert_eq!(second["count"], 1, "a change replaces, it does not add");
     assert_eq!(second["average"], 5.0);
     assert_eq!(
         second["distribution"],
         serde_json::json!({"1": 0, "2": 0, "3": 0, "4": 0, "5": 1})
     );
-    assert_eq!(rating(&app, &reader).await["your_rating"], 5);
+    assert_eq!(app.rating_json(&reader).await["your_rating"], 5);
 
     let other = app.reader();
-    let both: serde_json::Value = rate(&app, &other, 2).await.json().await.unwrap();
+    let both: serde_json::Value = app.rate(&other, 2).await.json().await.unwrap();
     assert_eq!(both["count"], 2);
     assert_eq!(both["average"], 3.5);
     assert_eq!(both["your_rating"], 2);
     assert_eq!(
-        rating(&app, &reqwest::Client::new()).await["your_rating"],
+        app.rating_json(&reqwest::Client::new()).await["your_rating"],
         serde_json::Value::Null
     );
     let page = app.get_text(ARTICLE).await;
@@ -268,7 +246,7 @@ async fn bad_ratings_get_a_problem_and_change_nothing() {
                 .starts_with("text/html")
         );
     }
-    assert_eq!(rating(&app, &client).await["count"], 0);
+    assert_eq!(app.rating_json(&client).await["count"], 0);
 }
 
 #[tokio::test]
@@ -293,7 +271,7 @@ async fn five_hundred_parallel_raters_give_an_exact_count_and_average() {
     for task in tasks {
         sum += task.await.unwrap();
     }
-    let json = rating(&app, &reqwest::Client::new()).await;
+    let json = app.rating_json(&reqwest::Client::new()).await;
     assert_eq!(json["count"], 500);
     assert_eq!(json["average"].as_f64().unwrap(), f64::from(sum) / 500.0);
     assert_eq!(
@@ -304,7 +282,7 @@ async fn five_hundred_parallel_raters_give_an_exact_count_and_average() {
     // And a restart keeps them.
     let (dir, url) = app.stop().await;
     let app = TestApp::start(dir, url, |_| {}).await;
-    let json = rating(&app, &reqwest::Client::new()).await;
+    let json = app.rating_json(&reqwest::Client::new()).await;
     assert_eq!(json["count"], 500);
     assert_eq!(json["average"], 3.0);
 }
@@ -314,7 +292,7 @@ async fn changes_of_mind_in_parallel_keep_one_rating_per_reader() {
     let app = TestApp::spawn().await;
     let readers: Vec<reqwest::Client> = (0..20).map(|_| app.reader()).collect();
     for reader in &readers {
-        assert_eq!(rate(&app, reader, 1).await.status(), StatusCode::OK);
+        assert_eq!(app.rate(reader, 1).await.status(), StatusCode::OK);
     }
     let mut tasks = Vec::new();
     for (i, reader) in readers.iter().enumerate() {
@@ -336,7 +314,7 @@ async fn changes_of_mind_in_parallel_keep_one_rating_per_reader() {
     for task in tasks {
         assert_eq!(task.await.unwrap(), StatusCode::OK);
     }
-    let json = rating(&app, &reqwest::Client::new()).await;
+    let json = app.rating_json(&reqwest::Client::new()).await;
     assert_eq!(json["count"], 20);
     let distribution = json["distribution"].as_object().unwrap();
     assert_eq!(
@@ -349,7 +327,9 @@ async fn changes_of_mind_in_parallel_keep_one_rating_per_reader() {
     );
     let mut expected_sum = 0;
     for reader in &readers {
-        expected_sum += rating(&app, reader).await["your_rating"].as_u64().unwrap();
+        expected_sum += app.rating_json(reader).await["your_rating"]
+            .as_u64()
+            .unwrap();
     }
     assert_eq!(
         json["average"].as_f64().unwrap(),

@@ -9,6 +9,7 @@ use tribune::{Application, Config};
 
 pub const ARTICLE: &str = "/articles/csto-summit-2015";
 pub const POLL: &str = "us-long-term-goals";
+pub const RATING: &str = "/api/v1/articles/csto-summit-2015/rating";
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
@@ -123,6 +124,28 @@ impl TestApp {
             response.status()
         );
         response.text().await.unwrap()
+    }
+
+    /// The seed article's rating as `client` sees it.
+    pub async fn rating_json(&self, client: &reqwest::Client) -> serde_json::Value {
+        client
+            .get(self.url(RATING))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Rates the seed article through the API as `client`.
+    pub async fn rate(&self, client: &reqwest::Client, stars: u8) -> reqwest::Response {
+        client
+            .put(self.url(RATING))
+            .json(&serde_json::json!({ "stars": stars }))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn poll_json(&self, client: &reqwest::Client) -> serde_json::Value {
