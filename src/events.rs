@@ -50,20 +50,20 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn poll_event(state: &PollState) -> Event {
-    // Broadcast: the same for every reader, so no `your_vote`.
-    let mut json = serde_json::to_value(state.results(None)).unwrap_or_default();
-    if let Some(object) = json.as_object_mut() {
-        object.remove("your_vote");
-    }
-    Event::default().event("poll").data(json.to_string())
+    broadcast("poll", state.results(None), "your_vote")
 }
 
 fn rating_event(slug: &str, state: &RatingState) -> Event {
-    let mut json = serde_json::to_value(state.summary(slug, None)).unwrap_or_default();
+    broadcast("rating", state.summary(slug, None), "your_rating")
+}
+
+/// An event every reader gets alike: the API's JSON without its per-reader field.
+fn broadcast(event: &str, body: impl serde::Serialize, per_reader: &str) -> Event {
+    let mut json = serde_json::to_value(body).unwrap_or_default();
     if let Some(object) = json.as_object_mut() {
-        object.remove("your_rating");
+        object.remove(per_reader);
     }
-    Event::default().event("rating").data(json.to_string())
+    Event::default().event(event).data(json.to_string())
 }
 
 fn permit(state: &AppState) -> ApiResult<OwnedSemaphorePermit> {
