@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::Request;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware;
-use axum::{Router, ServiceExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::{Layer, ServiceBuilder};
@@ -26,16 +25,18 @@ use crate::ballot::{BallotBox, WriterSettings};
 use crate::config::Config;
 use crate::content::{self, Site};
 use crate::events::{self, Streams};
-use crate::live::Live;
+use crate::live::{ArticleRating, Live};
 use crate::poll::{self, PollState};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
-use crate::{assets, guard, health};
+use crate::{assets, guard, health, server};
 
 /// Largest request body accepted: votes and ratings are a few bytes.
 const BODY_LIMIT: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a shutdown waits for the writer to commit what is queued.
+const WRITER_DRAIN: Duration = Duration::from_secs(5);
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; manifest-src 'self'";
@@ -73,8 +74,17 @@ impl AppState {
                 )
             })?;
         let secret = store::server_secret(&db, config.secret.as_deref()).await?;
-        let (catalog, live) = load(&db).await?;
-        let live = Arc::new(live);
+        let capacity = config
+            .max_streams
+            .unwrap_or_else(events::capacity_for_open_files);
+        let streams = Arc::new(Streams::new(capacity, config.max_streams_per_address));
+        let (catalog, polls, ratings) = load(&db).await?;
+        let live = Arc::new(Live::start(
+            polls,
+            ratings,
+            config.live_pace,
+            &streams.shutdown,
+        ));
         let settings = WriterSettings {
             max_votes_per_address: config.max_votes_per_address,
             max_batch: config.write_batch,
@@ -88,14 +98,14 @@ impl AppState {
             ballots,
             keys: Arc::new(Keys::derive(&secret)),
             pages: Arc::default(),
-            streams: Arc::default(),
+            streams,
         };
         Ok(Running { state, writer })
     }
 }
 
 /// Reads the articles, polls and ratings the server shows.
-async fn load(db: &Db) -> anyhow::Result<(Catalog, Live)> {
+async fn load(db: &Db) -> anyhow::Result<(Catalog, Vec<PollState>, Vec<ArticleRating>)> {
     let site = store::articles::load_site(db.pool())
         .await?
         .unwrap_or(Site {
@@ -116,12 +126,16 @@ async fn load(db: &Db) -> anyhow::Result<(Catalog, Live)> {
     let ratings = store::ratings::all_distributions(db.pool())
         .await?
         .into_iter()
-        .map(|(id, counts)| (id, RatingState { counts }))
+        .filter_map(|(article_id, counts)| {
+            let article = articles.iter().find(|a| a.id == article_id)?;
+            Some(ArticleRating {
+                article_id,
+                slug: article.slug.as_str().into(),
+                state: RatingState::new(counts),
+            })
+        })
         .collect();
-    Ok((
-        Catalog::new(site, articles),
-        Live::new(poll_states, ratings),
-    ))
+    Ok((Catalog::new(site, articles), poll_states, ratings))
 }
 
 /// Every route, with the layers every response goes through.
@@ -217,8 +231,9 @@ impl Application {
         &self.running.state.config.base_url
     }
 
-    /// Serves until `shutdown` completes, finishes the requests in flight, then
-    /// lets the writer commit what it holds and closes the database.
+    /// Serves until `shutdown` completes: then ends the event streams, lets
+    /// the requests in flight finish (cutting off what is still open after
+    /// the grace), lets the writer commit what it holds, and closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -226,25 +241,20 @@ impl Application {
         let Running { state, writer } = self.running;
         let db = state.db.clone();
         let streams = state.streams.shutdown.clone();
-        let app = app(state);
-        // Open event streams would keep a graceful shutdown waiting: end them first.
-        let shutdown = async move {
-            shutdown.await;
-            streams.cancel();
+        let limits = server::Limits {
+            header_read_timeout: state.config.header_read_timeout,
+            write_stall_timeout: state.config.write_stall_timeout,
+            grace: state.config.shutdown_grace,
         };
-        axum::serve(
-            self.listener,
-            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the server failed")?;
-        // The router and with it every BallotBox handle are gone: the writer drains and stops.
-        if tokio::time::timeout(Duration::from_secs(10), writer)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the ballot box did not stop within 10 s");
+        let app = app(state);
+        server::serve(self.listener, app, limits, shutdown, move || {
+            streams.cancel()
+        })
+        .await;
+        // Every connection is closed, and with the router every BallotBox
+        // handle is gone: the writer commits what is queued, then stops.
+        if tokio::time::timeout(WRITER_DRAIN, writer).await.is_err() {
+            tracing::warn!("the ballot box did not stop within {WRITER_DRAIN:?}");
         }
         db.close().await;
         tracing::info!("stopped");

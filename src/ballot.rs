@@ -256,7 +256,7 @@ async fn publish(conn: &mut SqliteConnection, batch: &[Job], receipts: &[Receipt
     }
     for article_id in articles {
         match store::ratings::distribution(&mut *conn, article_id).await {
-            Ok(counts) => live.publish_rating(article_id, RatingState { counts }),
+            Ok(counts) => live.publish_rating(article_id, RatingState::new(counts)),
             Err(error) => {
                 tracing::error!(%error, article_id, "could not read back an article's ratings")
             }

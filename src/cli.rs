@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// Votes one address may cast per poll per hour; 0 turns the cap off.
     #[arg(long, env = "TRIBUNE_MAX_VOTES_PER_ADDRESS", default_value_t = 20)]
     pub max_votes_per_address: u32,
+    /// Live event streams one address (IPv4, or IPv6 /64) may hold open; 0 turns the cap off.
+    #[arg(long, env = "TRIBUNE_MAX_STREAMS_PER_ADDRESS", default_value_t = 64)]
+    pub max_streams_per_address: u32,
     /// Proxies whose X-Forwarded-For is believed (comma-separated addresses).
     #[arg(
         long = "trusted-proxy",
@@ -88,17 +91,17 @@ impl ServeArgs {
             Some(url) => normalise_base_url(&url).map_err(anyhow::Error::msg)?,
             None => format!("http://{}", self.bind),
         };
-        Ok(Config {
-            bind: self.bind,
-            database_url,
-            content_dir: self.content,
-            base_url,
-            max_votes_per_address: (self.max_votes_per_address > 0)
-                .then_some(self.max_votes_per_address),
-            trusted_proxies: self.trusted_proxies,
-            secret: self.secret,
-            write_batch: self.write_batch as usize,
-        })
+        let mut config = Config::new(database_url, self.content);
+        config.bind = self.bind;
+        config.base_url = base_url;
+        config.max_votes_per_address =
+            (self.max_votes_per_address > 0).then_some(self.max_votes_per_address);
+        config.max_streams_per_address =
+            (self.max_streams_per_address > 0).then_some(self.max_streams_per_address);
+        config.trusted_proxies = self.trusted_proxies;
+        config.secret = self.secret;
+        config.write_batch = self.write_batch as usize;
+        Ok(config)
     }
 }
 

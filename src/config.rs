@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where the database lives when nothing says otherwise.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tribune.db";
@@ -21,6 +22,19 @@ pub struct Config {
     pub secret: Option<String>,
     /// Most votes and ratings committed in one transaction.
     pub write_batch: usize,
+    /// Event streams one address may hold open; `None` turns the cap off.
+    pub max_streams_per_address: Option<u32>,
+    /// Event streams open at once; `None` derives it from the open-file limit.
+    pub max_streams: Option<usize>,
+    /// Least time between two events of one poll or rating in a burst.
+    pub live_pace: Duration,
+    /// A request's headers must arrive within this time of the connection
+    /// opening or going idle; it is also how long an idle keep-alive lasts.
+    pub header_read_timeout: Duration,
+    /// A connection whose client has taken nothing for this long is closed.
+    pub write_stall_timeout: Duration,
+    /// How long a shutdown waits for requests in flight before it cuts them off.
+    pub shutdown_grace: Duration,
 }
 
 impl Config {
@@ -36,6 +50,12 @@ impl Config {
             trusted_proxies: Vec::new(),
             secret: None,
             write_batch: 1024,
+            max_streams_per_address: Some(64),
+            max_streams: None,
+            live_pace: Duration::from_millis(250),
+            header_read_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 

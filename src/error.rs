@@ -81,6 +81,12 @@ impl AppError {
         error
     }
 
+    /// Asks the client to wait `secs` seconds before trying again.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// Offers a link back to `url` on the HTML page.
     pub fn with_back(mut self, url: impl Into<String>) -> Self {
         self.back = Some(url.into());

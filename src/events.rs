@@ -1,46 +1,151 @@
 //! Server-Sent Events: the current state first, then every change.
 //!
-//! Each stream follows `watch` channels, so it only ever sends the newest
-//! state: a slow reader skips states instead of holding anything up. Streams
-//! end when the server shuts down, and their number is capped below the
-//! process's open-file limit.
+//! A stream writes the prepared events of `Live` as they are (no
+//! serialisation per reader), in version order, which is also their `id`
+//! order. It sends `retry:` first and a comment as heartbeat when nothing
+//! else was sent for a while. Streams end when the server shuts down.
+//!
+//! Their number is capped twice: overall, below the process's open-file
+//! limit, so that pages and votes always find a file to open; and per address
+//! (an IPv4 address or an IPv6 /64), so one host cannot take every slot.
+//! Beyond either cap a stream is refused with 503 and `Retry-After`, and the
+//! page's script re-reads the results instead.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::stream::{self, Stream, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use bytes::Bytes;
+use futures_util::Stream;
+use futures_util::stream::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::WatchStream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::app::AppState;
 use crate::error::{ApiResult, AppError};
-use crate::poll::PollState;
-use crate::rating::RatingState;
+use crate::live::Frame;
+use crate::reader::{ClientAddress, network_of};
 
-/// Open event streams allowed at once; the process may hold 20,000 files.
-pub const MAX_STREAMS: usize = 15_000;
+/// A comment line: keeps proxies and browsers from calling the stream dead.
+const HEARTBEAT: &[u8] = b":\n\n";
+/// Sent after `HEARTBEAT_AFTER` with nothing else written.
+const HEARTBEAT_AFTER: Duration = Duration::from_secs(15);
+/// Files kept free of streams: for pages, votes, the database and the logs.
+const RESERVED_FILES: u64 = 2_000;
+/// Asked of a refused client before it tries again.
+const REFUSED_RETRY_AFTER_SECS: u64 = 30;
 
-/// What streams share: a cap on their number, and the shutdown signal that ends them.
-#[derive(Clone, Debug)]
+/// What streams share: the caps on their number, and the shutdown signal that ends them.
+#[derive(Debug)]
 pub struct Streams {
-    permits: Arc<Semaphore>,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    max_per_address: Option<u32>,
+    per_address: Mutex<HashMap<IpAddr, u32>>,
     pub shutdown: CancellationToken,
 }
 
-impl Default for Streams {
-    fn default() -> Self {
+impl Streams {
+    pub fn new(capacity: usize, max_per_address: Option<u32>) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(MAX_STREAMS)),
+            slots: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            max_per_address,
+            per_address: Mutex::default(),
             shutdown: CancellationToken::new(),
         }
     }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Streams open right now.
+    pub fn open(&self) -> usize {
+        self.capacity - self.slots.available_permits()
+    }
+
+    /// A slot for one more stream from `address`, or the refusal to send.
+    fn take(self: &Arc<Self>, address: Option<IpAddr>) -> Result<StreamSlot, AppError> {
+        let refused =
+            |detail: &str| AppError::unavailable(detail).with_retry_after(REFUSED_RETRY_AFTER_SECS);
+        let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
+            refused("Too many live readers right now; the page still works without live updates.")
+        })?;
+        let network = address.map(network_of);
+        if let (Some(network), Some(limit)) = (network, self.max_per_address) {
+            let mut open = self.per_address.lock();
+            let count = open.entry(network).or_insert(0);
+            if *count >= limit {
+                return Err(refused(
+                    "Too many live updates are open from your network; the page still works without them.",
+                ));
+            }
+            *count += 1;
+        }
+        Ok(StreamSlot {
+            _permit: permit,
+            streams: self.clone(),
+            network: network.filter(|_| self.max_per_address.is_some()),
+        })
+    }
+}
+
+/// Held by an open stream; gives its slots back when the stream ends.
+struct StreamSlot {
+    _permit: OwnedSemaphorePermit,
+    streams: Arc<Streams>,
+    network: Option<IpAddr>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Some(network) = self.network {
+            let mut open = self.streams.per_address.lock();
+            if let Some(count) = open.get_mut(&network) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(&network);
+                }
+            }
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one, and returns how many
+/// streams fit below it, with room left for everything else.
+pub fn capacity_for_open_files() -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read or raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1_024, |(soft, _)| soft)
+        }
+    };
+    // At least a few streams, even on a tiny limit; never more than half of
+    // a small one.
+    let room = limit.saturating_sub(RESERVED_FILES).max(limit / 2);
+    let capacity = usize::try_from(room).unwrap_or(usize::MAX);
+    tracing::info!(
+        open_file_limit = limit,
+        stream_capacity = capacity,
+        "event streams capped below the open-file limit"
+    );
+    capacity
 }
 
 pub fn routes() -> Router<AppState> {
@@ -49,95 +154,133 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/articles/{slug}/events", get(article_events))
 }
 
-fn poll_event(state: &PollState) -> Event {
-    broadcast("poll", state.results(None), "your_vote")
-}
-
-fn rating_event(slug: &str, state: &RatingState) -> Event {
-    broadcast("rating", state.summary(slug, None), "your_rating")
-}
-
-/// An event every reader gets alike: the API's JSON without its per-reader field.
-fn broadcast(event: &str, body: impl serde::Serialize, per_reader: &str) -> Event {
-    let mut json = serde_json::to_value(body).unwrap_or_default();
-    if let Some(object) = json.as_object_mut() {
-        object.remove(per_reader);
-    }
-    Event::default().event(event).data(json.to_string())
-}
-
-fn permit(state: &AppState) -> ApiResult<OwnedSemaphorePermit> {
-    Ok(state
-        .streams
-        .permits
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            AppError::unavailable(
-                "Too many live readers right now; the page still works without live updates.",
-            )
-        })?)
-}
-
-/// Ends the stream on shutdown and holds its permit while it is open.
-fn finish<S>(state: &AppState, permit: OwnedSemaphorePermit, events: S) -> Response
-where
-    S: Stream<Item = Event> + Send + 'static,
-{
-    let shutdown = state.streams.shutdown.clone().cancelled_owned();
-    let events = events
-        .map(move |event| {
-            let _held = &permit;
-            Ok::<_, Infallible>(event)
-        })
-        .take_until(shutdown);
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
-}
-
 /// `GET /api/v1/polls/{poll}/events`: event `poll`.
 async fn poll_events(
     State(state): State<AppState>,
     Path(poll): Path<String>,
+    address: ClientAddress,
 ) -> ApiResult<Response> {
-    let updates = state
+    let events = state
         .live
-        .subscribe_poll(&poll)
+        .poll_events(&poll)
         .ok_or_else(|| AppError::not_found("poll"))?;
-    let permit = permit(&state)?;
-    let events = WatchStream::new(updates).map(|poll| poll_event(&poll));
-    Ok(finish(&state, permit, events))
+    let slot = state.streams.take(address.0)?;
+    Ok(stream_response(&state, slot, vec![events]))
 }
 
 /// `GET /api/v1/articles/{slug}/events`: events `poll` (the article's poll) and `rating`.
 async fn article_events(
     State(state): State<AppState>,
     Path(slug): Path<String>,
+    address: ClientAddress,
 ) -> ApiResult<Response> {
     let article = state
         .catalog
         .article(&slug)
-        .cloned()
         .ok_or_else(|| AppError::not_found("article"))?;
-    let ratings = state
-        .live
-        .subscribe_rating(article.id)
-        .ok_or_else(|| AppError::not_found("article"))?;
-    let polls = article
-        .poll_id
-        .as_deref()
-        .and_then(|id| state.live.subscribe_poll(id));
-    let permit = permit(&state)?;
-    let slug: Arc<str> = article.slug.as_str().into();
-    let ratings = WatchStream::new(ratings).map(move |rating| rating_event(&slug, &rating));
-    let events = match polls {
-        Some(polls) => stream::select(
-            WatchStream::new(polls).map(|poll| poll_event(&poll)),
-            ratings,
-        )
-        .boxed(),
-        None => ratings.boxed(),
+    let mut sources: Vec<_> = state.live.rating_events(article.id).into_iter().collect();
+    if sources.is_empty() {
+        return Err(AppError::not_found("article").into());
+    }
+    sources.extend(
+        article
+            .poll_id
+            .as_deref()
+            .and_then(|id| state.live.poll_events(id)),
+    );
+    let slot = state.streams.take(address.0)?;
+    Ok(stream_response(&state, slot, sources))
+}
+
+fn stream_response(
+    state: &AppState,
+    slot: StreamSlot,
+    sources: Vec<watch::Receiver<Arc<Frame>>>,
+) -> Response {
+    let feed = LiveFeed {
+        sources: sources.into_iter().map(WatchStream::new).collect(),
+        ready: Vec::with_capacity(2),
+        retry: Some(retry_line()),
+        heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT_AFTER)),
+        shutdown: Box::pin(state.streams.shutdown.clone().cancelled_owned()),
+        _slot: slot,
     };
-    Ok(finish(&state, permit, events))
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            // Tells nginx not to buffer the stream.
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(feed),
+    )
+        .into_response()
+}
+
+/// How long a browser waits before reconnecting: 2 to 10 s, spread so that
+/// readers cut off together (a restart) do not all come back at once.
+fn retry_line() -> Bytes {
+    let spread = getrandom::u32().unwrap_or(0) % 8_000;
+    Bytes::from(format!("retry: {}\n\n", 2_000 + spread))
+}
+
+/// One reader's stream: the events of one or two topics, in version order.
+struct LiveFeed {
+    sources: Vec<WatchStream<Arc<Frame>>>,
+    /// Events taken from the sources and not yet written, newest first.
+    ready: Vec<Arc<Frame>>,
+    retry: Option<Bytes>,
+    heartbeat: Pin<Box<Sleep>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    _slot: StreamSlot,
+}
+
+impl LiveFeed {
+    fn sent(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
+        self.heartbeat
+            .as_mut()
+            .reset(Instant::now() + HEARTBEAT_AFTER);
+        Poll::Ready(Some(Ok(bytes)))
+    }
+}
+
+impl Stream for LiveFeed {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.shutdown.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        if let Some(retry) = this.retry.take() {
+            return Poll::Ready(Some(Ok(retry)));
+        }
+        if this.ready.is_empty() {
+            // Every source is polled in the same pass, so that two changes
+            // published one after the other go out in version order.
+            for source in &mut this.sources {
+                match source.poll_next_unpin(cx) {
+                    Poll::Ready(Some(frame)) => this.ready.push(frame),
+                    // The hub is gone: the server is stopping.
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => {}
+                }
+            }
+            this.ready
+                .sort_by_key(|frame| std::cmp::Reverse(frame.version));
+        }
+        if let Some(frame) = this.ready.pop() {
+            return this.sent(frame.bytes.clone());
+        }
+        if this.heartbeat.as_mut().poll(cx).is_ready() {
+            return this.sent(Bytes::from_static(HEARTBEAT));
+        }
+        Poll::Pending
+    }
 }

@@ -23,6 +23,7 @@ pub mod live;
 pub mod poll;
 pub mod rating;
 pub mod reader;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 

@@ -81,8 +81,9 @@ impl Keys {
         }
     }
 
+    /// The hash of the address's network (see `network_of`).
     pub fn hash_address(&self, ip: IpAddr) -> AddressHash {
-        let bytes = match ip.to_canonical() {
+        let bytes = match network_of(ip) {
             IpAddr::V4(v4) => v4.octets().to_vec(),
             IpAddr::V6(v6) => v6.octets().to_vec(),
         };
@@ -99,6 +100,19 @@ impl std::fmt::Debug for Keys {
 impl FromRef<AppState> for Key {
     fn from_ref(state: &AppState) -> Key {
         state.keys.cookie.clone()
+    }
+}
+
+/// What every per-address rule counts as one address: an IPv4 address, or
+/// the /64 network of an IPv6 one (a household or an office is handed a
+/// whole /64, and may use any address in it).
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let prefix = v6.to_bits() & !((1_u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from_bits(prefix))
+        }
     }
 }
 
@@ -175,6 +189,24 @@ mod tests {
         );
         assert_eq!(client_ip(proxy, &["garbage"], &[proxy]), proxy);
         assert_eq!(client_ip(proxy, &[], &[proxy]), proxy);
+    }
+
+    #[test]
+    fn an_ipv6_address_counts_as_its_64() {
+        assert_eq!(
+            network_of(ip("2001:db8:1:2::1")),
+            network_of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_ne!(
+            network_of(ip("2001:db8:1:2::1")),
+            network_of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(network_of(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        let keys = Keys::derive(b"one secret that is long enough!!");
+        assert_eq!(
+            keys.hash_address(ip("2001:db8:1:2::1")),
+            keys.hash_address(ip("2001:db8:1:2::a"))
+        );
     }
 
     #[test]

@@ -39,9 +39,15 @@ impl From<Stars> for u8 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RatingState {
     pub counts: [u64; 5],
+    /// Set by `Live` when the state is published; later states have higher versions.
+    pub version: u64,
 }
 
 impl RatingState {
+    pub fn new(counts: [u64; 5]) -> Self {
+        Self { counts, version: 0 }
+    }
+
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
@@ -108,9 +114,7 @@ mod tests {
     #[test]
     fn average_is_exact_and_none_at_zero() {
         assert_eq!(RatingState::default().average(), None);
-        let state = RatingState {
-            counts: [1, 0, 0, 0, 2],
-        };
+        let state = RatingState::new([1, 0, 0, 0, 2]);
         assert_eq!(state.count(), 3);
         assert_eq!(state.average(), Some(11.0 / 3.0));
     }
