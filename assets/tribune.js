@@ -229,18 +229,46 @@
     return (state) => { if (state && state.article === slug) show(state, false); };
   })();
 
-  // Live: counts move as other readers vote; the stream opens after the page has loaded.
-  if (slug && window.EventSource) {
-    let source = null;
+  // Live: counts move as other readers vote; the stream opens after the page
+  // has loaded. When there is no stream (the server turned it away because
+  // too many readers are live, or the browser has none), the results are
+  // re-read every few seconds instead, while the page is in view, and the
+  // stream is tried again now and then.
+  if (slug && (poll || rating)) {
+    const sources = [
+      [box && `/api/v1/polls/${encodeURIComponent(box.dataset.poll)}`, poll],
+      [`/api/v1/articles/${encodeURIComponent(slug)}/rating`, rating],
+    ].filter(([url, apply]) => url && apply);
+    let source = null, timer = null, retryAt = 0;
+    const reread = () => {
+      if (d.visibilityState !== 'visible') return;
+      for (const [url, apply] of sources) {
+        api('GET', url).then(({ res, data }) => res.ok && apply(data), () => {});
+      }
+    };
+    const fallBack = () => {
+      retryAt = Date.now() + 60000;
+      if (timer) return;
+      reread();
+      timer = setInterval(() => {
+        reread();
+        if (Date.now() >= retryAt) open();
+      }, 5000);
+    };
     const open = () => {
-      if (source) return;
+      if (!window.EventSource) return fallBack();
+      if (source && source.readyState !== EventSource.CLOSED) return;
       source = new EventSource(`/api/v1/articles/${encodeURIComponent(slug)}/events`);
+      source.addEventListener('open', () => { clearInterval(timer); timer = null; });
       source.addEventListener('poll', (e) => poll && poll(parse(e.data)));
       source.addEventListener('rating', (e) => rating && rating(parse(e.data)));
+      // A refusal closes the stream for good; a dropped connection is retried by the browser.
+      source.addEventListener('error', () => { if (source?.readyState === EventSource.CLOSED) fallBack(); });
     };
     if (d.readyState === 'complete') setTimeout(open);
     else addEventListener('load', () => setTimeout(open), { once: true });
-    addEventListener('pagehide', () => { source?.close(); source = null; });
+    d.addEventListener('visibilitychange', () => { if (timer) reread(); });
+    addEventListener('pagehide', () => { source?.close(); source = null; clearInterval(timer); timer = null; });
     addEventListener('pageshow', (e) => { if (e.persisted) open(); });
   }
 })();

@@ -77,7 +77,11 @@ impl AppState {
         let capacity = config
             .max_streams
             .unwrap_or_else(events::capacity_for_open_files);
-        let streams = Arc::new(Streams::new(capacity, config.max_streams_per_address));
+        let streams = Arc::new(Streams::new(
+            capacity,
+            config.max_streams_per_address,
+            config.heartbeat,
+        ));
         let (catalog, polls, ratings) = load(&db).await?;
         let live = Arc::new(Live::start(
             polls,

@@ -28,6 +28,8 @@ pub struct Config {
     pub max_streams: Option<usize>,
     /// Least time between two events of one poll or rating in a burst.
     pub live_pace: Duration,
+    /// A stream with nothing to say for this long sends a comment line.
+    pub heartbeat: Duration,
     /// A request's headers must arrive within this time of the connection
     /// opening or going idle; it is also how long an idle keep-alive lasts.
     pub header_read_timeout: Duration,
@@ -53,6 +55,7 @@ impl Config {
             max_streams_per_address: Some(64),
             max_streams: None,
             live_pace: Duration::from_millis(250),
+            heartbeat: Duration::from_secs(15),
             header_read_timeout: Duration::from_secs(10),
             write_stall_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),

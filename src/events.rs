@@ -42,8 +42,6 @@ use crate::reader::{ClientAddress, network_of};
 
 /// A comment line: keeps proxies and browsers from calling the stream dead.
 const HEARTBEAT: &[u8] = b":\n\n";
-/// Sent after `HEARTBEAT_AFTER` with nothing else written.
-const HEARTBEAT_AFTER: Duration = Duration::from_secs(15);
 /// Files kept free of streams: for pages, votes, the database and the logs.
 const RESERVED_FILES: u64 = 2_000;
 /// Asked of a refused client before it tries again.
@@ -56,16 +54,19 @@ pub struct Streams {
     capacity: usize,
     max_per_address: Option<u32>,
     per_address: Mutex<HashMap<IpAddr, u32>>,
+    /// Silence after which a stream sends a comment line.
+    heartbeat: Duration,
     pub shutdown: CancellationToken,
 }
 
 impl Streams {
-    pub fn new(capacity: usize, max_per_address: Option<u32>) -> Self {
+    pub fn new(capacity: usize, max_per_address: Option<u32>, heartbeat: Duration) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(capacity)),
             capacity,
             max_per_address,
             per_address: Mutex::default(),
+            heartbeat,
             shutdown: CancellationToken::new(),
         }
     }
@@ -201,7 +202,8 @@ fn stream_response(
         sources: sources.into_iter().map(WatchStream::new).collect(),
         ready: Vec::with_capacity(2),
         retry: Some(retry_line()),
-        heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT_AFTER)),
+        heartbeat: Box::pin(tokio::time::sleep(state.streams.heartbeat)),
+        heartbeat_after: state.streams.heartbeat,
         shutdown: Box::pin(state.streams.shutdown.clone().cancelled_owned()),
         _slot: slot,
     };
@@ -237,15 +239,15 @@ struct LiveFeed {
     ready: Vec<Arc<Frame>>,
     retry: Option<Bytes>,
     heartbeat: Pin<Box<Sleep>>,
+    heartbeat_after: Duration,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     _slot: StreamSlot,
 }
 
 impl LiveFeed {
     fn sent(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
-        self.heartbeat
-            .as_mut()
-            .reset(Instant::now() + HEARTBEAT_AFTER);
+        let next = Instant::now() + self.heartbeat_after;
+        self.heartbeat.as_mut().reset(next);
         Poll::Ready(Some(Ok(bytes)))
     }
 }

@@ -1,50 +1,19 @@
 //! `kill -9` while votes are in flight loses no acknowledged vote.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-const TRIBUNE: &str = env!("CARGO_BIN_EXE_tribune");
 const POLL: &str = "us-long-term-goals";
 
-/// Starts the real binary on a free port; returns it and its base URL.
 fn start(database_url: &str, content: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(TRIBUNE)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--max-votes-per-address",
-            "0",
-            "--content",
-        ])
-        .arg(content)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "tribune=info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server logs where it serves")
-            .unwrap();
-        if let Some(at) = line.find(" on http://") {
-            break line[at + 4..].trim().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    common::spawn_binary(database_url, content, &[])
 }
 
 #[tokio::test]

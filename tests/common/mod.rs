@@ -1,7 +1,11 @@
 //! Test support: a real Tribune server on 127.0.0.1:0 with its own database and content.
 #![allow(dead_code)]
 
+pub mod sse;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -197,3 +201,40 @@ bio = "Кандидат политических наук, доцент"
 
 Второй абзац.
 "#;
+
+/// Starts the real `tribune` binary on a free port, with the per-address vote
+/// cap off and `extra` arguments; returns it and its base URL.
+pub fn spawn_binary(database_url: &str, content: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tribune"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--max-votes-per-address",
+            "0",
+            "--content",
+        ])
+        .arg(content)
+        .args(extra)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "tribune=info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server logs where it serves")
+            .unwrap();
+        if let Some(at) = line.find(" on http://") {
+            break line[at + 4..].trim().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
