@@ -1191,3 +1191,114 @@ async fn a_second_vote_from_a_stale_page_shows_the_first_and_says_so() {
     );
     browser.finish().await;
 }
+
+/// Two readers in separate browsers: what one votes, the other sees move
+/// without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_in_one_browser_moves_the_results_in_another() {
+    let Some(voter) = Browser::start(Js::On).await else {
+        return;
+    };
+    let Some(watcher) = Browser::start(Js::On).await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    watcher.driver.goto(app.url(ARTICLE)).await.unwrap();
+    watcher
+        .js("window.tribuneTestMarker = 'same document'; return null;")
+        .await;
+    watcher
+        .wait_for_event_stream("/api/v1/articles/csto-summit-2015/events")
+        .await;
+
+    voter.driver.goto(app.url(ARTICLE)).await.unwrap();
+    let radio = choose_option(&voter.driver, 2).await;
+    press_submit(&radio, "Vote").await;
+    let after = strings(&AFTER_VOTE_FOR_2);
+    wait_for_results(&voter.driver, "the voter's results", &after, Some(OPTION_2)).await;
+
+    // The watcher sees the counts move, not marked as its own vote.
+    wait_until(LIVE_WAIT, "the vote to reach the other browser", || async {
+        let rows = poll_rows(&watcher.driver)
+            .await
+            .map_err(|e| e.to_string())?;
+        let moved = rows.len() == after.len()
+            && rows
+                .iter()
+                .zip(&after)
+                .all(|((text, chosen), result)| text.contains(result.as_str()) && !chosen);
+        if moved {
+            Ok(())
+        } else {
+            Err(describe_rows(&rows))
+        }
+    })
+    .await;
+    let marker = watcher.js("return window.tribuneTestMarker || null;").await;
+    assert_eq!(marker, "same document", "the update came without a reload");
+    watcher
+        .assert_no_console_errors("while following another browser's vote")
+        .await;
+    voter.finish().await;
+    watcher.finish().await;
+}
+
+/// With every stream slot taken, the page is refused its stream and re-reads
+/// the results instead: a vote still shows without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_a_stream_the_page_rereads_the_results() {
+    let Some(browser) = Browser::start(Js::On).await else {
+        return;
+    };
+    let app = TestApp::spawn_with(|c| c.max_streams = Some(0)).await;
+    let driver = &browser.driver;
+    driver.goto(app.url(ARTICLE)).await.unwrap();
+    browser
+        .js("window.tribuneTestMarker = 'same document'; return null;")
+        .await;
+    // The page tried its stream and was turned away.
+    wait_until(WAIT, "the page's refused event stream", || async {
+        let streams = browser.event_streams().await;
+        let refused = streams
+            .as_array()
+            .is_some_and(|all| !all.is_empty() && all.iter().all(|s| s["state"] == 2));
+        if refused {
+            Ok(())
+        } else {
+            Err(streams.to_string())
+        }
+    })
+    .await;
+
+    let other = app.reader();
+    let response = other
+        .post(app.url(&format!("/api/v1/polls/{POLL}/votes")))
+        .json(&json!({ "option": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let expected = results_of(&response.json().await.unwrap());
+
+    wait_until(
+        Duration::from_secs(15),
+        "the page to re-read the results",
+        || async {
+            let rows = poll_rows(driver).await.map_err(|e| e.to_string())?;
+            let ok = rows.len() == expected.len()
+                && rows
+                    .iter()
+                    .zip(&expected)
+                    .all(|((text, _), result)| text.contains(result.as_str()));
+            if ok {
+                Ok(())
+            } else {
+                Err(describe_rows(&rows))
+            }
+        },
+    )
+    .await;
+    let marker = browser.js("return window.tribuneTestMarker || null;").await;
+    assert_eq!(marker, "same document", "the update came without a reload");
+    browser.finish().await;
+}
