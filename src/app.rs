@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -30,7 +31,7 @@ use crate::poll::{self, PollState};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
-use crate::{assets, guard, health, server};
+use crate::{assets, guard, health, server, telemetry};
 
 /// Largest request body accepted: votes and ratings are a few bytes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -82,6 +83,7 @@ impl AppState {
             config.max_streams_per_address,
             config.heartbeat,
         ));
+        telemetry::metrics::start(&streams.shutdown);
         let (catalog, polls, ratings) = load(&db).await?;
         let live = Arc::new(Live::start(
             polls,
@@ -160,13 +162,17 @@ pub fn router(state: AppState) -> Router {
         .merge(writes)
         .merge(events::routes())
         .merge(health::routes())
+        .merge(telemetry::metrics::routes())
         .merge(assets::routes())
         .fallback(article::routes::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(telemetry::metrics::record_http))
         .layer(
             ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::new())
-                .layer(TraceLayer::new_for_http())
+                .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
                 .layer(CompressionLayer::new())
                 .map_response(security_headers),
         )

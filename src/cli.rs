@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DEFAULT_DATABASE_URL, normalise_base_url};
+use crate::telemetry::LogFormat;
 use crate::{content, store};
 
 #[derive(Debug, Parser)]
@@ -19,6 +20,10 @@ pub struct Cli {
     /// SQLite database, created with its folder when missing.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
+
+    /// How log lines are written on stderr.
+    #[arg(long, env = "TRIBUNE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -39,6 +39,7 @@ use crate::app::AppState;
 use crate::error::{ApiResult, AppError};
 use crate::live::Frame;
 use crate::reader::{ClientAddress, network_of};
+use crate::telemetry::metrics;
 
 /// A comment line: keeps proxies and browsers from calling the stream dead.
 const HEARTBEAT: &[u8] = b":\n\n";
@@ -85,6 +86,7 @@ impl Streams {
         let refused =
             |detail: &str| AppError::unavailable(detail).with_retry_after(REFUSED_RETRY_AFTER_SECS);
         let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
+            metrics::stream_refused("capacity");
             refused("Too many live readers right now; the page still works without live updates.")
         })?;
         let network = address.map(network_of);
@@ -92,12 +94,14 @@ impl Streams {
             let mut open = self.per_address.lock();
             let count = open.entry(network).or_insert(0);
             if *count >= limit {
+                metrics::stream_refused("address");
                 return Err(refused(
                     "Too many live updates are open from your network; the page still works without them.",
                 ));
             }
             *count += 1;
         }
+        metrics::open_streams(1.0);
         Ok(StreamSlot {
             _permit: permit,
             streams: self.clone(),
@@ -115,6 +119,7 @@ struct StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        metrics::open_streams(-1.0);
         if let Some(network) = self.network {
             let mut open = self.streams.per_address.lock();
             if let Some(count) = open.get_mut(&network) {

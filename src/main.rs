@@ -6,8 +6,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tribune::telemetry::init();
     let cli = tribune::cli::Cli::parse();
+    tribune::telemetry::init(cli.log_format);
     match tribune::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

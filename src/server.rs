@@ -138,7 +138,7 @@ async fn serve_connection<S>(
         }
     };
     if let Err(error) = result {
-        tracing::debug!(%error, %peer, "connection ended with an error");
+        tracing::debug!(%error, "connection ended with an error");
     }
 }
 

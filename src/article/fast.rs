@@ -9,6 +9,7 @@
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};
@@ -20,6 +21,7 @@ use super::page::Encoding;
 use super::routes::cached_page;
 use crate::app::{AppState, security_headers};
 use crate::reader;
+use crate::telemetry::metrics;
 
 #[derive(Clone)]
 pub struct AnonymousPageLayer {
@@ -91,8 +93,12 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let started = Instant::now();
         match self.cached(&request) {
-            Some(response) => Either::Left(ready(Ok(response))),
+            Some(response) => {
+                metrics::cached_page_served(started.elapsed());
+                Either::Left(ready(Ok(response)))
+            }
             None => Either::Right(self.inner.call(request)),
         }
     }
