@@ -31,7 +31,7 @@ use crate::poll::{self, PollState};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
-use crate::{assets, guard, health};
+use crate::{api, assets, error, guard, health};
 
 /// Largest request body accepted: votes and ratings are a few bytes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -137,22 +137,33 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
-    Router::new()
+    let routes = Router::new()
         .merge(article::routes())
         .merge(writes)
         .merge(events::routes())
         .merge(health::routes())
-        .merge(assets::routes())
-        .fallback(article::routes::not_found)
+        .merge(assets::routes());
+    with_layers(routes).with_state(state)
+}
+
+/// What the router answers by itself (unknown address, wrong method), and the
+/// layers every response goes through, around `routes`.
+pub fn with_layers(routes: Router<AppState>) -> Router<AppState> {
+    routes
+        .fallback(error::not_found)
+        // After every route: it applies to the routes already there.
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
-                .layer(CatchPanicLayer::new())
                 .layer(TraceLayer::new_for_http())
                 .layer(CompressionLayer::new())
-                .map_response(security_headers),
+                .map_response(security_headers)
+                // Inside the layers above, so that their 500 is traced, and
+                // outside the panic catcher, so that its 500 is a problem too.
+                .layer(middleware::from_fn(api::problems))
+                .layer(CatchPanicLayer::custom(error::panic_response)),
         )
-        .with_state(state)
 }
 
 /// What the server runs: the router, with the anonymous article page served
