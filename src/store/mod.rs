@@ -33,8 +33,7 @@ pub struct Db {
 impl Db {
     /// Opens (creating it and its folder when missing) and migrates the database.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("bad database URL {url:?}"))?
+        let options = sqlite_options(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // An acknowledged vote must survive a power cut.
@@ -84,6 +83,30 @@ impl Db {
     pub async fn ping(&self) -> bool {
         sqlx::query("select 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// The options of a `sqlite:` URL. This build serves SQLite only, and sqlx
+/// would take any other URL (`postgres://…`) for a file name, so other schemes
+/// are refused here, before anything is created.
+fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    let example = crate::config::DEFAULT_DATABASE_URL;
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => {}
+        // Only the scheme is shown: the rest of a URL may hold a password.
+        Some(scheme)
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            anyhow::bail!(
+                "this build of Tribune keeps its data in SQLite only and cannot use a {scheme}: \
+                 database; give a sqlite: URL, e.g. {example}"
+            )
+        }
+        _ => anyhow::bail!("the database URL must start with sqlite:, e.g. {example}"),
+    }
+    SqliteConnectOptions::from_str(url).with_context(|| format!("bad database URL {url:?}"))
 }
 
 /// The server secret: the configured one, or the one made on first start and kept here.
