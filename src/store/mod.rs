@@ -18,7 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -132,18 +132,59 @@ pub async fn server_secret(db: &Db, configured: Option<&str>) -> anyhow::Result<
     Ok(row.try_get("secret")?)
 }
 
-/// Writes a consistent copy of the live database to `path`, which must not exist.
-pub async fn backup(db: &Db, path: &Path) -> anyhow::Result<()> {
+/// Writes a consistent copy of the database at `url` to `path`, which must not
+/// exist, and has it on disk before returning. Safe while the server runs. The
+/// source is read as it is: never created, never migrated, never written.
+pub async fn backup(url: &str, path: &Path) -> anyhow::Result<()> {
+    let options = sqlite_options(url)?;
+    let source = options.get_filename().to_owned();
+    anyhow::ensure!(
+        source.is_file(),
+        "there is no database at {} (check --database-url or DATABASE_URL)",
+        source.display()
+    );
     anyhow::ensure!(!path.exists(), "{} already exists", path.display());
     let target = path
         .to_str()
         .context("the backup path must be valid UTF-8")?
         .to_owned();
+    let mut conn = options
+        .create_if_missing(false)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("cannot open the database {}", source.display()))?;
+    let is_tribune: bool = sqlx::query_scalar(
+        r"select exists (select 1 from sqlite_master where type = 'table' and name = 'votes')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .with_context(|| format!("cannot read the database {}", source.display()))?;
+    anyhow::ensure!(is_tribune, "{} is not a Tribune database", source.display());
     sqlx::query(r"vacuum into ?")
         .bind(target)
-        .execute(db.pool())
+        .execute(&mut conn)
         .await
         .with_context(|| format!("cannot back up to {}", path.display()))?;
+    conn.close().await?;
+    let copy = path.to_owned();
+    tokio::task::spawn_blocking(move || sync_new_file(&copy))
+        .await?
+        .with_context(|| format!("cannot sync {} to disk", path.display()))
+}
+
+/// Flushes a new file, and the directory entry that names it, to disk.
+fn sync_new_file(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()?;
+    #[cfg(unix)]
+    {
+        let folder = match path.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => folder,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(folder)?.sync_all()?;
+    }
     Ok(())
 }
 
