@@ -101,12 +101,15 @@ impl AppError {
                 "The request took too long and was stopped. It may still take effect: \
                  read the current state before sending it again.",
             ),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Self::new(status, "unavailable", "Please try again shortly.")
+            }
             _ if status.is_server_error() => {
                 Self::new(status, "internal", "Something went wrong on our side.")
             }
             _ => Self::new(
                 status,
-                "bad-request",
+                "refused",
                 format!(
                     "The request was refused ({}).",
                     status.canonical_reason().unwrap_or("error")
