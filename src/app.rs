@@ -159,8 +159,9 @@ pub fn with_layers(routes: Router<AppState>) -> Router<AppState> {
                 .layer(TraceLayer::new_for_http())
                 .layer(CompressionLayer::new())
                 .map_response(security_headers)
-                // Inside the layers above, so that their 500 is traced, and
-                // outside the panic catcher, so that its 500 is a problem too.
+                // Outside the panic catcher, so that under /api its 500 is a
+                // problem too; inside the layers above, so that it is traced
+                // and gets the security headers like any answer.
                 .layer(middleware::from_fn(api::problems))
                 .layer(CatchPanicLayer::custom(error::panic_response)),
         )
