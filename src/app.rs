@@ -31,7 +31,7 @@ use crate::poll::{self, PollState};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
-use crate::{assets, guard, health, server, telemetry};
+use crate::{api, assets, error, guard, health, server, telemetry};
 
 /// Largest request body accepted: votes and ratings are a few bytes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -157,26 +157,38 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
-    Router::new()
+    let routes = Router::new()
         .merge(article::routes())
         .merge(writes)
         .merge(events::routes())
         .merge(health::routes())
         .merge(telemetry::metrics::routes())
-        .merge(assets::routes())
-        .fallback(article::routes::not_found)
+        .merge(assets::routes());
+    with_layers(routes).with_state(state)
+}
+
+/// What the router answers by itself (unknown address, wrong method), and the
+/// layers every response goes through, around `routes`.
+pub fn with_layers(routes: Router<AppState>) -> Router<AppState> {
+    routes
+        .fallback(error::not_found)
+        // After every route: it applies to the routes already there.
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(telemetry::metrics::record_http))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(CatchPanicLayer::new())
                 .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
                 .layer(CompressionLayer::new())
-                .map_response(security_headers),
+                .map_response(security_headers)
+                // Outside the panic catcher, so that under /api its 500 is a
+                // problem too; inside the layers above, so that it is traced
+                // and gets the security headers like any answer.
+                .layer(middleware::from_fn(api::problems))
+                .layer(CatchPanicLayer::custom(error::panic_response)),
         )
-        .with_state(state)
 }
 
 /// What the server runs: the router, with the anonymous article page served

@@ -135,10 +135,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Backup { path }) => {
-            let db = store::Db::open(&cli.database_url).await?;
-            store::backup(&db, &path).await?;
+            store::backup(&cli.database_url, &path).await?;
             println!("backed up to {}", path.display());
-            db.close().await;
             Ok(())
         }
     }

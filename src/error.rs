@@ -3,15 +3,19 @@
 //! Handlers of pages and forms return `AppError`, which renders as an HTML
 //! page; handlers under `/api` return `ApiError` (the same error), which renders
 //! as `application/problem+json` (RFC 9457). A 5xx is logged with its cause
-//! and shown without it.
+//! and shown without it. What the router answers by itself (an unknown
+//! address, a wrong method, a caught panic) takes the face of its path; see
+//! also `api::problems`, which holds the API to problem+json for the rest.
+
+use std::any::Any;
 
 use askama::Template;
-use axum::extract::rejection::{FormRejection, JsonRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
-use crate::assets;
+use crate::{api, assets};
 
 #[derive(Debug)]
 pub struct AppError {
@@ -69,6 +73,49 @@ impl AppError {
         let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail);
         error.retry_after = Some(1);
         error
+    }
+
+    pub fn method_not_allowed(method: &Method) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            format!(
+                "This address does not accept {method}; the Allow header lists what it does accept."
+            ),
+        )
+    }
+
+    /// The error that a bare `status` from the router or a layer stands for.
+    pub fn from_status(status: StatusCode, method: &Method) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Self::new(
+                status,
+                "bad-request",
+                "The address could not be read: check how it is percent-encoded.",
+            ),
+            StatusCode::NOT_FOUND => Self::not_found("resource"),
+            StatusCode::METHOD_NOT_ALLOWED => Self::method_not_allowed(method),
+            StatusCode::REQUEST_TIMEOUT => Self::new(
+                status,
+                "timeout",
+                "The request took too long and was stopped. It may still take effect: \
+                 read the current state before sending it again.",
+            ),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Self::new(status, "unavailable", "Please try again shortly.")
+            }
+            _ if status.is_server_error() => {
+                Self::new(status, "internal", "Something went wrong on our side.")
+            }
+            _ => Self::new(
+                status,
+                "refused",
+                format!(
+                    "The request was refused ({}).",
+                    status.canonical_reason().unwrap_or("error")
+                ),
+            ),
+        }
     }
 
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
@@ -135,19 +182,15 @@ impl From<askama::Error> for AppError {
 
 impl From<FormRejection> for AppError {
     fn from(rejection: FormRejection) -> Self {
-        Self::new(rejection.status(), "bad-form", rejection.body_text())
-    }
-}
-
-impl From<JsonRejection> for AppError {
-    fn from(rejection: JsonRejection) -> Self {
-        let code = match rejection.status() {
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
-            StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
-            StatusCode::UNPROCESSABLE_ENTITY => "invalid-body",
-            _ => "malformed-body",
+        let detail = match rejection.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                "Send the form as a web form would \
+                 (Content-Type: application/x-www-form-urlencoded)."
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => "The form is too large.",
+            _ => "The form could not be read. Please try again from the page.",
         };
-        Self::new(rejection.status(), code, rejection.body_text())
+        Self::new(rejection.status(), "bad-form", detail)
     }
 }
 
@@ -186,6 +229,43 @@ impl IntoResponse for AppError {
     }
 }
 
+impl AppError {
+    /// The face that fits the address: problem+json under `/api`, else the HTML page.
+    pub fn into_response_for(self, path: &str) -> Response {
+        if api::is_api(path) {
+            ApiError(self).into_response()
+        } else {
+            self.into_response()
+        }
+    }
+}
+
+/// The router's answer to an address no route serves.
+pub async fn not_found(uri: Uri) -> Response {
+    let what = if api::is_api(uri.path()) {
+        "resource"
+    } else {
+        "page"
+    };
+    AppError::not_found(what).into_response_for(uri.path())
+}
+
+/// The router's answer to a method a route does not serve; axum adds `Allow`.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    AppError::method_not_allowed(&method).into_response_for(uri.path())
+}
+
+/// The answer to a handler that panicked: logged with the panic's message, shown
+/// without it. The HTML page; `api::problems` turns it into a problem under `/api`.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    AppError::internal(anyhow::anyhow!("the handler panicked: {message}")).into_response()
+}
+
 /// The JSON face of `AppError`.
 #[derive(Debug)]
 pub struct ApiError(pub AppError);
@@ -211,22 +291,28 @@ struct Problem<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let error = self.0;
-        error.log();
-        let detail = if error.status.is_server_error() {
+        self.0.log();
+        self.0.problem_response()
+    }
+}
+
+impl AppError {
+    /// The problem+json face, without logging: for answers logged where they arose.
+    pub fn problem_response(&self) -> Response {
+        let detail = if self.status.is_server_error() {
             "Something went wrong on our side."
         } else {
-            &error.detail
+            &self.detail
         };
         let problem = Problem {
             kind: "about:blank",
-            title: error.title(),
-            status: error.status.as_u16(),
+            title: self.title(),
+            status: self.status.as_u16(),
             detail,
-            code: error.code,
+            code: self.code,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = (
+        let response = (
             [
                 (
                     header::CONTENT_TYPE,
@@ -237,7 +323,6 @@ impl IntoResponse for ApiError {
             body,
         )
             .into_response();
-        response = error.finish(response);
-        response
+        self.finish(response)
     }
 }

@@ -7,9 +7,9 @@
 use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use crate::error::{ApiError, AppError};
+use crate::error::AppError;
 
 pub async fn refuse_cross_site(request: Request, next: Next) -> Response {
     if matches!(
@@ -17,12 +17,8 @@ pub async fn refuse_cross_site(request: Request, next: Next) -> Response {
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) && is_cross_site(&request)
     {
-        let error = AppError::forbidden("Cross-site requests may not vote or rate.");
-        return if request.uri().path().starts_with("/api/") {
-            ApiError(error).into_response()
-        } else {
-            error.into_response()
-        };
+        return AppError::forbidden("Cross-site requests may not vote or rate.")
+            .into_response_for(request.uri().path());
     }
     next.run(request).await
 }

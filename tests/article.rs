@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 mod common;
 
-use common::{ARTICLE, RUSSIAN_FIXTURE, TestApp, content_with};
+use common::{ARTICLE, RUSSIAN_FIXTURE, TestApp, TestRouter, body_text, content_with};
 use reqwest::StatusCode;
 use reqwest::header;
 
@@ -463,12 +463,16 @@ async fn russian_counts_take_russian_plurals() {
     }
 }
 
-/// The headers a reader would notice, without the date.
+/// The headers a reader would notice, without those that differ per request:
+/// the date, and the request id of the log lines (the cached page, which
+/// logs nothing, has none).
 fn visible_headers(response: &reqwest::Response) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = response
         .headers()
         .iter()
-        .filter(|(name, _)| *name != header::DATE && *name != header::CONTENT_LENGTH)
+        .filter(|(name, _)| {
+            *name != header::DATE && *name != header::CONTENT_LENGTH && *name != "x-request-id"
+        })
         .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
         .collect();
     headers.sort();
@@ -545,4 +549,66 @@ async fn the_cached_page_follows_every_vote_and_rating() {
         .unwrap();
     assert!(own.contains("(your vote)"));
     assert!(!app.get_text(ARTICLE).await.contains("(your vote)"));
+}
+
+/// An article whose author put markup where text belongs.
+const MARKUP_FIXTURE: &str = r#"+++
+title = 'Markup <!--<script> & </script> in a title'
+slug = "markup"
+lang = "en"
+
+[author]
+name = "A. Author"
+bio = "Writes <i>markup</i>"
++++
+
+<b id="x">A lead</b> with <img src=x onerror="alert(1)"> in it.
+
+A body with <b id="y">markup</b> too.
+"#;
+
+#[tokio::test]
+async fn markup_in_the_lead_is_shown_as_text_as_in_the_body() {
+    let app = TestRouter::with_articles(&[("markup.md", MARKUP_FIXTURE)]).await;
+    for path in ["/articles/markup", "/articles/markup/print"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let page = body_text(response).await;
+        for markup in [r#"<b id="x">"#, "<img", r#"<b id="y">"#, "<i>"] {
+            assert!(!page.contains(markup), "{path}: {markup} is live markup");
+        }
+        for text in [
+            r#"<b id="x">A lead</b> with"#,
+            r#"<img src=x onerror="alert(1)">"#,
+            r#"<b id="y">markup</b> too"#,
+        ] {
+            // Markdown text escapes `<`, `>` and `&`; quotes need none there.
+            let shown = text.replace('<', "&lt;").replace('>', "&gt;");
+            assert!(page.contains(&shown), "{path}: {text} is not shown");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_json_ld_escapes_markup_so_a_title_cannot_end_or_hide_the_page() {
+    let app = TestRouter::with_articles(&[("markup.md", MARKUP_FIXTURE)]).await;
+    let page = body_text(app.get("/articles/markup").await).await;
+    let open = r#"<script type="application/ld+json">"#;
+    let start = page.find(open).expect("the page has JSON-LD") + open.len();
+    let end = start + page[start..].find("</script>").unwrap();
+    let json = &page[start..end];
+    for c in ['<', '>', '&'] {
+        assert!(!json.contains(c), "{c} in the JSON-LD: {json}");
+    }
+    assert!(json.contains(r"\u003c!--\u003cscript\u003e \u0026 \u003c/script\u003e"));
+    let data: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(
+        data["headline"],
+        "Markup <!--<script> & </script> in a title"
+    );
+    assert_eq!(data["author"]["description"], "Writes <i>markup</i>");
+    // The title appears nowhere as markup, and the page goes on to its end.
+    assert!(!page.contains("<!--"));
+    assert_eq!(page.matches("<script").count(), 2, "{page}");
+    assert!(page.trim_end().ends_with("</html>"));
 }

@@ -1302,3 +1302,59 @@ async fn refused_a_stream_the_page_rereads_the_results() {
     assert_eq!(marker, "same document", "the update came without a reload");
     browser.finish().await;
 }
+
+/// On paper, the print view shows each option's whole result, "33 (31%)",
+/// inside the page: the label wraps, the result is never cut at the right edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_print_view_shows_every_result_whole_on_paper() {
+    let Some(browser) = Browser::start(Js::Off).await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    // Print media, as wide as A4 inside the print sheet's margins (178 mm).
+    browser
+        .cdp("Emulation.setEmulatedMedia", json!({ "media": "print" }))
+        .await;
+    browser
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 673, "height": 1000, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    browser
+        .driver
+        .goto(app.url(&format!("{ARTICLE}/print")))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.js("return matchMedia('print').matches;").await,
+        true
+    );
+
+    let rows = browser
+        .js(
+            "return [...document.querySelectorAll('.poll-option')].map(row => {
+               const result = row.querySelector('.poll-result');
+               return { text: result.textContent.trim(),
+                        overflow: result.scrollWidth - result.clientWidth,
+                        right: result.getBoundingClientRect().right,
+                        rowRight: row.getBoundingClientRect().right,
+                        pageRight: document.documentElement.clientWidth };
+             });",
+        )
+        .await;
+    let rows = rows.as_array().unwrap();
+    let texts: Vec<&str> = rows.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["33 (31%)", "30 (28%)", "24 (22%)", "21 (19%)"]);
+    for row in rows {
+        assert_eq!(row["overflow"], 0, "the result is cut: {row}");
+        let right = row["right"].as_f64().unwrap();
+        assert!(
+            right <= row["rowRight"].as_f64().unwrap() + 0.5
+                && right <= row["pageRight"].as_f64().unwrap() + 0.5,
+            "the result runs past the edge: {row}"
+        );
+    }
+
+    browser.finish().await;
+}

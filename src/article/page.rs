@@ -259,8 +259,23 @@ pub fn json_ld(article: &Article, site_name: &str, url: &str, rating: &RatingSta
             "worstRating": 1,
         });
     }
-    // Inside <script>, "</" must not appear.
-    data.to_string().replace("</", "<\\/")
+    escape_for_script(&data.to_string())
+}
+
+/// JSON that may stand inside `<script>`: `<`, `>` and `&` occur only within
+/// its strings, where `\u003c`, `\u003e` and `\u0026` mean the same, and then
+/// neither `</script>` nor `<!--` can end or hide the rest of the page.
+fn escape_for_script(json: &str) -> String {
+    let mut escaped = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => escaped.push_str("\\u003c"),
+            '>' => escaped.push_str("\\u003e"),
+            '&' => escaped.push_str("\\u0026"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// A content coding the reader accepts, for pages kept compressed.

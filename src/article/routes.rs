@@ -237,8 +237,3 @@ fn cached_response(page: &CachedPage, encoding: Encoding) -> Response {
     }
     response
 }
-
-/// Anything else: a page that says so.
-pub async fn not_found() -> AppError {
-    AppError::not_found("page")
-}

@@ -62,12 +62,15 @@ pub fn render(markdown: &str, image: Option<&Image>) -> Rendered {
     if let Some(index) = lead_at {
         let lead = blocks.remove(index);
         // Drop the paragraph's own start and end: the template wraps the lead.
-        let inner = lead.into_iter().filter(|e| {
-            !matches!(
-                e,
-                Event::Start(Tag::Paragraph) | Event::End(TagEnd::Paragraph)
-            )
-        });
+        let inner = lead
+            .into_iter()
+            .filter(|e| {
+                !matches!(
+                    e,
+                    Event::Start(Tag::Paragraph) | Event::End(TagEnd::Paragraph)
+                )
+            })
+            .map(html_as_text);
         html::push_html(&mut rendered.lead_html, inner);
     }
 
@@ -83,16 +86,26 @@ pub fn render(markdown: &str, image: Option<&Image>) -> Rendered {
             }
             continue;
         }
-        let events = block.into_iter().map(|event| match event {
-            Event::Start(Tag::BlockQuote(_)) => {
-                Event::Html("<blockquote class=\"pullquote\">\n".into())
-            }
-            Event::Html(text) | Event::InlineHtml(text) => Event::Text(text),
-            other => other,
-        });
+        let events = block
+            .into_iter()
+            .map(html_as_text)
+            .map(|event| match event {
+                Event::Start(Tag::BlockQuote(_)) => {
+                    Event::Html("<blockquote class=\"pullquote\">\n".into())
+                }
+                other => other,
+            });
         html::push_html(&mut rendered.body_html, events);
     }
     rendered
+}
+
+/// Raw HTML in the Markdown, in the lead as in the body, is shown as text.
+fn html_as_text(event: Event<'_>) -> Event<'_> {
+    match event {
+        Event::Html(text) | Event::InlineHtml(text) => Event::Text(text),
+        other => other,
+    }
 }
 
 /// The Markdown's events, grouped by top-level block.
@@ -153,7 +166,11 @@ mod tests {
 
     #[test]
     fn raw_html_is_shown_as_text() {
-        let r = render("Lead.\n\n<script>alert(1)</script>\n\nA <b>b</b>.\n", None);
+        let r = render(
+            "A <b id=\"x\">lead</b>.\n\n<script>alert(1)</script>\n\nA <b>b</b>.\n",
+            None,
+        );
+        assert_eq!(r.lead_html, "A &lt;b id=\"x\"&gt;lead&lt;/b&gt;.");
         assert!(!r.body_html.contains("<script>"));
         assert!(r.body_html.contains("&lt;script&gt;"));
         assert!(r.body_html.contains("&lt;b&gt;"));

@@ -11,7 +11,7 @@ use axum_extra::extract::SignedCookieJar;
 use serde::Deserialize;
 
 use super::{OptionId, PollState};
-use crate::api::{ApiJson, personal};
+use crate::api::{ApiBody, ApiJson, personal};
 use crate::app::AppState;
 use crate::ballot::{Ballot, Receipt};
 use crate::error::{ApiError, ApiResult, AppError, Result};
@@ -36,6 +36,10 @@ pub struct VoteRequest {
     option: OptionId,
 }
 
+impl ApiBody for VoteRequest {
+    const SHAPE: &'static str = r#"a JSON object like {"option": 2}, where option is the number of one of the poll's options"#;
+}
+
 fn find_poll(state: &AppState, id: &str) -> Result<Arc<PollState>> {
     state
         .live
@@ -54,7 +58,7 @@ async fn cast_vote(
     if !poll.has_option(option) {
         return Err(AppError::unprocessable(
             "no-such-option",
-            format!("Poll {:?} has no option {}.", &*poll.id, option.get()),
+            format!("This poll has no option {}.", option.get()),
         ));
     }
     let (jar, voter) = reader::identify_or_issue(jar, state.config.secure_cookies());
@@ -140,9 +144,11 @@ async fn vote_api(
     Path(poll): Path<String>,
     jar: SignedCookieJar,
     address: ClientAddress,
-    ApiJson(request): ApiJson<VoteRequest>,
+    body: std::result::Result<ApiJson<VoteRequest>, ApiError>,
 ) -> ApiResult<Response> {
+    // An unknown poll is a 404, whatever the body.
     let poll = find_poll(&state, &poll).map_err(ApiError)?;
+    let ApiJson(request) = body?;
     let (jar, _voter) = cast_vote(&state, &poll, request.option, jar, address).await?;
     // Read the state after our own commit: it includes this vote.
     let results = state

@@ -11,11 +11,11 @@ use axum_extra::extract::SignedCookieJar;
 use serde::Deserialize;
 
 use super::Stars;
-use crate::api::{ApiJson, personal};
+use crate::api::{ApiBody, ApiJson, personal};
 use crate::app::AppState;
 use crate::article::Article;
 use crate::ballot::{Ballot, Receipt};
-use crate::error::{ApiResult, AppError, Result};
+use crate::error::{ApiError, ApiResult, AppError, Result};
 use crate::reader;
 use crate::store;
 
@@ -37,6 +37,11 @@ pub struct RatingForm {
 #[serde(deny_unknown_fields)]
 pub struct RatingRequest {
     stars: Stars,
+}
+
+impl ApiBody for RatingRequest {
+    const SHAPE: &'static str =
+        r#"a JSON object like {"stars": 4}, with a whole number of stars from 1 to 5"#;
 }
 
 fn find_article(state: &AppState, slug: &str) -> Result<Arc<Article>> {
@@ -129,9 +134,11 @@ async fn rate_api(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     jar: SignedCookieJar,
-    ApiJson(request): ApiJson<RatingRequest>,
+    body: std::result::Result<ApiJson<RatingRequest>, ApiError>,
 ) -> ApiResult<Response> {
+    // An unknown article is a 404, whatever the body.
     let article = find_article(&state, &slug)?;
+    let ApiJson(request) = body?;
     let (jar, _) = rate(&state, &article, request.stars, jar).await?;
     let summary = state
         .live

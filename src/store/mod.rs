@@ -18,7 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -33,8 +33,7 @@ pub struct Db {
 impl Db {
     /// Opens (creating it and its folder when missing) and migrates the database.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("bad database URL {url:?}"))?
+        let options = sqlite_options(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // An acknowledged vote must survive a power cut.
@@ -86,6 +85,30 @@ impl Db {
     }
 }
 
+/// The options of a `sqlite:` URL. This build serves SQLite only, and sqlx
+/// would take any other URL (`postgres://…`) for a file name, so other schemes
+/// are refused here, before anything is created.
+fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    let example = crate::config::DEFAULT_DATABASE_URL;
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => {}
+        // Only the scheme is shown: the rest of a URL may hold a password.
+        Some(scheme)
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            anyhow::bail!(
+                "this build of Tribune keeps its data in SQLite only and cannot use a {scheme}: \
+                 database; give a sqlite: URL, e.g. {example}"
+            )
+        }
+        _ => anyhow::bail!("the database URL must start with sqlite:, e.g. {example}"),
+    }
+    SqliteConnectOptions::from_str(url).with_context(|| format!("bad database URL {url:?}"))
+}
+
 /// The server secret: the configured one, or the one made on first start and kept here.
 pub async fn server_secret(db: &Db, configured: Option<&str>) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = configured {
@@ -109,18 +132,59 @@ pub async fn server_secret(db: &Db, configured: Option<&str>) -> anyhow::Result<
     Ok(row.try_get("secret")?)
 }
 
-/// Writes a consistent copy of the live database to `path`, which must not exist.
-pub async fn backup(db: &Db, path: &Path) -> anyhow::Result<()> {
+/// Writes a consistent copy of the database at `url` to `path`, which must not
+/// exist, and has it on disk before returning. Safe while the server runs. The
+/// source is read as it is: never created, never migrated, never written.
+pub async fn backup(url: &str, path: &Path) -> anyhow::Result<()> {
+    let options = sqlite_options(url)?;
+    let source = options.get_filename().to_owned();
+    anyhow::ensure!(
+        source.is_file(),
+        "there is no database at {} (check --database-url or DATABASE_URL)",
+        source.display()
+    );
     anyhow::ensure!(!path.exists(), "{} already exists", path.display());
     let target = path
         .to_str()
         .context("the backup path must be valid UTF-8")?
         .to_owned();
+    let mut conn = options
+        .create_if_missing(false)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("cannot open the database {}", source.display()))?;
+    let is_tribune: bool = sqlx::query_scalar(
+        r"select exists (select 1 from sqlite_master where type = 'table' and name = 'votes')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .with_context(|| format!("cannot read the database {}", source.display()))?;
+    anyhow::ensure!(is_tribune, "{} is not a Tribune database", source.display());
     sqlx::query(r"vacuum into ?")
         .bind(target)
-        .execute(db.pool())
+        .execute(&mut conn)
         .await
         .with_context(|| format!("cannot back up to {}", path.display()))?;
+    conn.close().await?;
+    let copy = path.to_owned();
+    tokio::task::spawn_blocking(move || sync_new_file(&copy))
+        .await?
+        .with_context(|| format!("cannot sync {} to disk", path.display()))
+}
+
+/// Flushes a new file, and the directory entry that names it, to disk.
+fn sync_new_file(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()?;
+    #[cfg(unix)]
+    {
+        let folder = match path.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => folder,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(folder)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -7,9 +7,13 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use axum::body::Body;
+use axum::http::{Request, Response};
+use http_body_util::BodyExt;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
-use tribune::{Application, Config};
+use tower::ServiceExt;
+use tribune::{AppState, Application, Config};
 
 pub const ARTICLE: &str = "/articles/csto-summit-2015";
 pub const POLL: &str = "us-long-term-goals";
@@ -173,6 +177,60 @@ impl TestApp {
             .unwrap()
             .status()
     }
+}
+
+/// The application's state on a fresh database with the seed content plus
+/// `extra` articles, for requests through the router without a listener.
+pub async fn test_state(extra: &[(&str, &str)]) -> (AppState, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    copy_dir(&repo_content(), &content);
+    for (name, text) in extra {
+        std::fs::write(content.join("articles").join(name), text).unwrap();
+    }
+    let database_url = format!("sqlite://{}", dir.path().join("data/tribune.db").display());
+    let mut config = Config::new(database_url, content);
+    config.max_votes_per_address = None;
+    // The writer stops by itself once the router and its state are dropped.
+    let running = AppState::build(config).await.expect("the state builds");
+    (running.state, dir)
+}
+
+/// The real router, answering one request at a time with `oneshot`.
+pub struct TestRouter {
+    pub router: axum::Router,
+    pub dir: TempDir,
+}
+
+impl TestRouter {
+    /// The seed content.
+    pub async fn new() -> Self {
+        Self::with_articles(&[]).await
+    }
+
+    /// The seed content plus `extra` articles `(file name, text)`.
+    pub async fn with_articles(extra: &[(&str, &str)]) -> Self {
+        let (state, dir) = test_state(extra).await;
+        Self {
+            router: tribune::router(state),
+            dir,
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Response<Body> {
+        self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response<Body> {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+}
+
+/// A response's body as text.
+pub async fn body_text(response: Response<Body>) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 /// The votes of each option, in order, from a poll JSON.
