@@ -21,6 +21,7 @@ pub mod health;
 pub mod i18n;
 pub mod live;
 pub mod poll;
+pub mod proxy;
 pub mod rating;
 pub mod reader;
 pub mod server;
