@@ -24,6 +24,8 @@ use crate::article::{self, Article, Catalog, PageCache};
 use crate::ballot::{BallotBox, WriterSettings};
 use crate::config::Config;
 use crate::content::{self, Site};
+use crate::cors::ReadCorsLayer;
+use crate::etag::ETagLayer;
 use crate::events::{self, Streams};
 use crate::live::{ArticleRating, Live};
 use crate::poll::{self, PollState};
@@ -167,8 +169,10 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::new())
                 .layer(TraceLayer::new_for_http())
+                .layer(ReadCorsLayer::default())
                 .layer(CompressionLayer::new())
-                .map_response(security_headers),
+                .map_response(security_headers)
+                .layer(ETagLayer),
         )
         .with_state(state)
 }
