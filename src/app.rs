@@ -29,6 +29,7 @@ use crate::etag::ETagLayer;
 use crate::events::{self, Streams};
 use crate::live::{ArticleRating, Live};
 use crate::poll::{self, PollState};
+use crate::rate_limit::{self, RateLimit};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
@@ -55,6 +56,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub pages: Arc<PageCache>,
     pub streams: Arc<Streams>,
+    /// The per-address request limit; `None` when `--rate-limit` is 0.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 /// The state, with the writer task that must be awaited after the last request.
@@ -96,6 +99,14 @@ impl AppState {
             max_batch: config.write_batch,
         };
         let (ballots, writer) = BallotBox::start(&db, live.clone(), settings).await?;
+        let rate_limit = match config.rate_limit {
+            Some(per_second) => {
+                let limit = Arc::new(RateLimit::new(per_second, config.trusted_proxies.clone())?);
+                limit.clone().forget_idle(streams.shutdown.clone());
+                Some(limit)
+            }
+            None => None,
+        };
         let state = Self {
             config: Arc::new(config),
             db,
@@ -105,6 +116,7 @@ impl AppState {
             keys: Arc::new(Keys::derive(&secret)),
             pages: Arc::default(),
             streams,
+            rate_limit,
         };
         Ok(Running { state, writer })
     }
@@ -157,6 +169,13 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
+    // The rate limit sits inside the security headers, so its HTML refusal
+    // gets them, and outside the tags, so a refused request costs no work.
+    let rate_limit = state.rate_limit.as_ref().map(|limit| {
+        ServiceBuilder::new()
+            .layer(middleware::from_fn(rate_limit::answer_refusal))
+            .layer(limit.layer())
+    });
     Router::new()
         .merge(article::routes())
         .merge(writes)
@@ -172,6 +191,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(ReadCorsLayer::default())
                 .layer(CompressionLayer::new())
                 .map_response(security_headers)
+                .option_layer(rate_limit)
                 .layer(ETagLayer),
         )
         .with_state(state)

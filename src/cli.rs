@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Live event streams one address (IPv4, or IPv6 /64) may hold open; 0 turns the cap off.
     #[arg(long, env = "TRIBUNE_MAX_STREAMS_PER_ADDRESS", default_value_t = 64)]
     pub max_streams_per_address: u32,
+    /// Requests per second one address (IPv4, or IPv6 /64) may make, in bursts of as many; 0 turns the limit off.
+    #[arg(long, env = "TRIBUNE_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
     /// Proxies whose X-Forwarded-For is believed: addresses or CIDR ranges (comma-separated).
     #[arg(
         long = "trusted-proxy",
@@ -100,6 +103,7 @@ impl ServeArgs {
         config.max_streams_per_address =
             (self.max_streams_per_address > 0).then_some(self.max_streams_per_address);
         config.trusted_proxies = TrustedProxies::new(self.trusted_proxies);
+        config.rate_limit = (self.rate_limit > 0).then_some(self.rate_limit);
         config.secret = self.secret;
         config.write_batch = self.write_batch as usize;
         Ok(config)

@@ -20,6 +20,8 @@ pub struct Config {
     pub max_votes_per_address: Option<u32>,
     /// Peers whose `X-Forwarded-For` is believed: addresses and CIDR ranges.
     pub trusted_proxies: TrustedProxies,
+    /// Requests per second one address may make; `None` turns the limit off.
+    pub rate_limit: Option<u32>,
     /// Configured secret; when `None` one is made once and kept in the database.
     pub secret: Option<String>,
     /// Most votes and ratings committed in one transaction.
@@ -52,6 +54,7 @@ impl Config {
             base_url: format!("http://{bind}"),
             max_votes_per_address: Some(20),
             trusted_proxies: TrustedProxies::default(),
+            rate_limit: None,
             secret: None,
             write_batch: 1024,
             max_streams_per_address: Some(64),

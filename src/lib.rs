@@ -24,6 +24,7 @@ pub mod i18n;
 pub mod live;
 pub mod poll;
 pub mod proxy;
+pub mod rate_limit;
 pub mod rating;
 pub mod reader;
 pub mod server;
