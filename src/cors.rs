@@ -66,6 +66,8 @@ where
     type Error = S::Error;
     type Future = Either<cors::ResponseFuture<S::Future>, S::Future>;
 
+    // Both clones must be ready, as either may take the call. The router's
+    // routes always are, so neither holds a reservation it does not use.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         ready!(self.others.poll_ready(cx))?;
         self.reads.poll_ready(cx)
