@@ -25,9 +25,12 @@ use crate::article::{self, Article, Catalog, PageCache};
 use crate::ballot::{BallotBox, WriterSettings};
 use crate::config::Config;
 use crate::content::{self, Site};
+use crate::cors::ReadCorsLayer;
+use crate::etag::ETagLayer;
 use crate::events::{self, Streams};
 use crate::live::{ArticleRating, Live};
 use crate::poll::{self, PollState};
+use crate::rate_limit::{self, RateLimit};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
@@ -54,6 +57,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub pages: Arc<PageCache>,
     pub streams: Arc<Streams>,
+    /// The per-address request limit; `None` when `--rate-limit` is 0.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 /// The state, with the writer task that must be awaited after the last request.
@@ -96,6 +101,14 @@ impl AppState {
             max_batch: config.write_batch,
         };
         let (ballots, writer) = BallotBox::start(&db, live.clone(), settings).await?;
+        let rate_limit = match config.rate_limit {
+            Some(per_second) => {
+                let limit = Arc::new(RateLimit::new(per_second, config.trusted_proxies.clone())?);
+                limit.clone().forget_idle(streams.shutdown.clone());
+                Some(limit)
+            }
+            None => None,
+        };
         let state = Self {
             config: Arc::new(config),
             db,
@@ -105,6 +118,7 @@ impl AppState {
             keys: Arc::new(Keys::derive(&secret)),
             pages: Arc::default(),
             streams,
+            rate_limit,
         };
         Ok(Running { state, writer })
     }
@@ -164,12 +178,20 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(telemetry::metrics::routes())
         .merge(assets::routes());
-    with_layers(routes).with_state(state)
+    let rate_limit = state.rate_limit.clone();
+    with_layers(routes, rate_limit.as_deref()).with_state(state)
 }
 
 /// What the router answers by itself (unknown address, wrong method), and the
 /// layers every response goes through, around `routes`.
-pub fn with_layers(routes: Router<AppState>) -> Router<AppState> {
+pub fn with_layers(routes: Router<AppState>, rate_limit: Option<&RateLimit>) -> Router<AppState> {
+    // The rate limit sits inside the security headers, so its HTML refusal
+    // gets them, and outside the tags, so a refused request costs no work.
+    let rate_limit = rate_limit.map(|limit| {
+        ServiceBuilder::new()
+            .layer(middleware::from_fn(rate_limit::answer_refusal))
+            .layer(limit.layer())
+    });
     routes
         .fallback(error::not_found)
         // After every route: it applies to the routes already there.
@@ -181,13 +203,16 @@ pub fn with_layers(routes: Router<AppState>) -> Router<AppState> {
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+                .layer(ReadCorsLayer::default())
                 .layer(CompressionLayer::new())
                 .map_response(security_headers)
                 // Outside the panic catcher, so that under /api its 500 is a
                 // problem too; inside the layers above, so that it is traced
                 // and gets the security headers like any answer.
                 .layer(middleware::from_fn(api::problems))
-                .layer(CatchPanicLayer::custom(error::panic_response)),
+                .layer(CatchPanicLayer::custom(error::panic_response))
+                .option_layer(rate_limit)
+                .layer(ETagLayer),
         )
 }
 

@@ -1,12 +1,13 @@
 //! The command line of `tribune`: serve, import, export and backup.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DEFAULT_DATABASE_URL, normalise_base_url};
+use crate::proxy::{ProxyRange, TrustedProxies};
 use crate::telemetry::LogFormat;
 use crate::{content, store};
 
@@ -75,13 +76,16 @@ pub struct ServeArgs {
     /// Live event streams one address (IPv4, or IPv6 /64) may hold open; 0 turns the cap off.
     #[arg(long, env = "TRIBUNE_MAX_STREAMS_PER_ADDRESS", default_value_t = 64)]
     pub max_streams_per_address: u32,
-    /// Proxies whose X-Forwarded-For is believed (comma-separated addresses).
+    /// Requests per second one address (IPv4, or IPv6 /64) may make, in bursts of as many; 0 turns the limit off.
+    #[arg(long, env = "TRIBUNE_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Proxies whose X-Forwarded-For is believed: addresses or CIDR ranges (comma-separated).
     #[arg(
         long = "trusted-proxy",
         env = "TRIBUNE_TRUSTED_PROXIES",
         value_delimiter = ','
     )]
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<ProxyRange>,
     /// Secret that signs reader cookies and keys address hashes (default: made once, kept in the database).
     #[arg(long, env = "TRIBUNE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
@@ -103,7 +107,8 @@ impl ServeArgs {
             (self.max_votes_per_address > 0).then_some(self.max_votes_per_address);
         config.max_streams_per_address =
             (self.max_streams_per_address > 0).then_some(self.max_streams_per_address);
-        config.trusted_proxies = self.trusted_proxies;
+        config.trusted_proxies = TrustedProxies::new(self.trusted_proxies);
+        config.rate_limit = (self.rate_limit > 0).then_some(self.rate_limit);
         config.secret = self.secret;
         config.write_batch = self.write_batch as usize;
         Ok(config)

@@ -1,8 +1,10 @@
 //! Server configuration, as the command line and the environment give it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::proxy::TrustedProxies;
 
 /// Where the database lives when nothing says otherwise.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tribune.db";
@@ -16,8 +18,10 @@ pub struct Config {
     pub base_url: String,
     /// Votes one address may cast per poll per hour; `None` turns the cap off.
     pub max_votes_per_address: Option<u32>,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peers whose `X-Forwarded-For` is believed: addresses and CIDR ranges.
+    pub trusted_proxies: TrustedProxies,
+    /// Requests per second one address may make; `None` turns the limit off.
+    pub rate_limit: Option<u32>,
     /// Configured secret; when `None` one is made once and kept in the database.
     pub secret: Option<String>,
     /// Most votes and ratings committed in one transaction.
@@ -49,7 +53,8 @@ impl Config {
             content_dir: content_dir.into(),
             base_url: format!("http://{bind}"),
             max_votes_per_address: Some(20),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
+            rate_limit: None,
             secret: None,
             write_batch: 1024,
             max_streams_per_address: Some(64),

@@ -8,10 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 
 use crate::app::AppState;
+use crate::proxy::TrustedProxies;
 
 pub const COOKIE: &str = "tribune_reader";
 /// Readers are remembered for about two years.
@@ -133,29 +135,43 @@ impl FromRequestParts<AppState> for ClientAddress {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_canonical());
-        let forwarded = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect::<Vec<_>>();
-        Ok(Self(peer.map(|peer| {
-            client_ip(peer, &forwarded, &state.config.trusted_proxies)
-        })))
+        Ok(Self(client_address(
+            &parts.extensions,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
     }
 }
 
+/// The reader's address of a request (see `ClientAddress`), from the
+/// connection info the server puts in its extensions and its headers. The
+/// rate limit keys on it too, so every per-address rule sees one address.
+pub fn client_address(
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies,
+) -> Option<IpAddr> {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())?;
+    if !trusted.contains(peer) {
+        return Some(peer);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    Some(client_ip(peer, &forwarded, trusted))
+}
+
 /// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy.
-pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpAddr]) -> IpAddr {
-    let mut client = peer;
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &TrustedProxies) -> IpAddr {
+    let mut client = peer.to_canonical();
     for hop in forwarded_for.iter().rev() {
-        if !trusted.contains(&client) {
+        if !trusted.contains(client) {
             break;
         }
         match hop.parse::<IpAddr>() {
@@ -177,18 +193,48 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let proxy = ip("10.0.0.1");
+        let trusted = TrustedProxies::from(proxy);
         let client = ip("203.0.113.7");
         assert_eq!(
-            client_ip(client, &["198.51.100.1"], &[proxy]),
+            client_ip(client, &["198.51.100.1"], &trusted),
             client,
             "untrusted peer"
         );
         assert_eq!(
-            client_ip(proxy, &["198.51.100.1", "203.0.113.7"], &[proxy]),
+            client_ip(proxy, &["198.51.100.1", "203.0.113.7"], &trusted),
             client
         );
-        assert_eq!(client_ip(proxy, &["garbage"], &[proxy]), proxy);
-        assert_eq!(client_ip(proxy, &[], &[proxy]), proxy);
+        assert_eq!(client_ip(proxy, &["garbage"], &trusted), proxy);
+        assert_eq!(client_ip(proxy, &[], &trusted), proxy);
+    }
+
+    #[test]
+    fn a_chain_of_proxies_in_trusted_ranges_is_walked_to_the_client() {
+        let trusted: TrustedProxies = "10.0.0.0/8, 2001:db8::/32".parse().unwrap();
+        let client = ip("203.0.113.7");
+        // The peer and the hop it names are both inside the ranges.
+        assert_eq!(
+            client_ip(ip("10.1.1.1"), &["203.0.113.7", "2001:db8::5"], &trusted),
+            client
+        );
+        // IPv4-mapped peers and hops are the addresses they map.
+        assert_eq!(
+            client_ip(
+                ip("::ffff:10.0.0.1"),
+                &["::ffff:203.0.113.7", "10.2.2.2"],
+                &trusted
+            ),
+            client
+        );
+        // A hop outside the ranges is the client, whatever it forwards.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["198.51.100.1", "203.0.113.7"], &trusted),
+            client
+        );
+        assert_eq!(
+            client_ip(ip("11.0.0.1"), &["198.51.100.1"], &trusted),
+            ip("11.0.0.1")
+        );
     }
 
     #[test]

@@ -153,7 +153,10 @@ async fn failing_router() -> (Router, tempfile::TempDir) {
         .route("/api/v1/panic", get(panics))
         .route("/panic", get(panics))
         .merge(slow);
-    (tribune::app::with_layers(routes).with_state(state), dir)
+    (
+        tribune::app::with_layers(routes, None).with_state(state),
+        dir,
+    )
 }
 
 #[tokio::test]

@@ -583,7 +583,7 @@ async fn one_address_may_cast_only_its_share_of_votes_an_hour() {
 async fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_share() {
     let app = TestApp::spawn_with(|c| {
         c.max_votes_per_address = Some(1);
-        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.trusted_proxies = "127.0.0.1".parse().unwrap();
     })
     .await;
     let client = reqwest::Client::new();
