@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Live poll streams: what N open Server-Sent Event streams cost the server.
+#
+# For each stream count in STREAMS, starts tribune on a fresh temp database
+# (with --max-votes-per-address 0 and TRIBUNE_FLAGS) and runs the load tool
+# bench/live (tribune-live, built here with cargo), which:
+#   1. with no stream open, runs wrk -t1 -c32 with bench/vote.lua (votes for
+#      PHASE_SECONDS, then DRAIN_SECONDS of GET /healthz) for acknowledged
+#      votes/s, then wrk on GET /healthz for req/s;
+#   2. opens N streams GET /api/v1/polls/<poll>/events, one TCP connection
+#      each, from 127.0.0.2, 127.0.0.3, ... (PER_SOURCE each), and counts
+#      200s and 503s (past the server's cap a 503 is expected);
+#   3. takes the server's memory per open stream from its VmRSS;
+#   4. sends LONE_VOTES votes one at a time, each from a new reader, and
+#      times how long each takes to show on every open stream;
+#   5. runs the same two wrk loads with the streams open and, during the
+#      vote flood, reads the poll's true total every 200 ms and times how
+#      long each stream takes to catch up with it (staleness).
+# Goals, per stream count: lone vote on every stream p99 <= 100 ms;
+# votes/s and healthz req/s with the streams open >= 0.80x without;
+# staleness p99 <= 1 s; server memory <= 24 KiB per open stream.
+#
+# The tool reads every stream on one thread and shares the machine with the
+# server and wrk (unpinned unless CPUS_* say otherwise); it prints its own
+# CPU time next to the server's and wrk's.
+#
+# Env: STREAMS ("1000 10000 19000"), PHASE_SECONDS (8), DRAIN_SECONDS (2),
+#      LONE_VOTES (30), LONE_GAP_MS (1500), PER_SOURCE (2000),
+#      TRIBUNE_FLAGS (extra server flags; default "--max-streams-per-address 0",
+#      set it empty for a server without that flag),
+#      CPUS_SERVER / CPUS_TOOL (taskset lists; default: unpinned),
+#      TRIBUNE_BIN / NO_BUILD=1 (see lib.sh).
+# Exit status: 0 when every stream count meets every goal, 1 when one does
+# not, 2 on a setup error.
+
+source "$(dirname "$0")/lib.sh"
+need curl wrk awk cargo
+
+STREAMS=${STREAMS:-1000 10000 19000}
+PHASE_SECONDS=${PHASE_SECONDS:-8}
+DRAIN_SECONDS=${DRAIN_SECONDS:-2}
+LONE_VOTES=${LONE_VOTES:-30}
+LONE_GAP_MS=${LONE_GAP_MS:-1500}
+PER_SOURCE=${PER_SOURCE:-2000}
+CPUS_SERVER=${CPUS_SERVER:-}
+CPUS_TOOL=${CPUS_TOOL:-}
+# Unset: turn the per-address stream cap off; set (even empty): exactly these flags.
+TRIBUNE_FLAGS=${TRIBUNE_FLAGS-"--max-streams-per-address 0"}
+read -r -a FLAGS <<< "$TRIBUNE_FLAGS"
+
+# One file per stream, here and in the server (which inherits this limit).
+ulimit -n "$(ulimit -Hn)"
+
+echo "building bench/live (tribune-live)..." >&2
+CARGO_TARGET_DIR="$BENCH_DIR/live/target" cargo build --release --quiet \
+    --manifest-path "$BENCH_DIR/live/Cargo.toml" >&2 || die "cargo build of bench/live failed"
+LIVE="$BENCH_DIR/live/target/release/tribune-live"
+
+BIN=$(tribune_bin)
+PORT=$(free_port)
+
+echo "tribune live streams: GET /api/v1/polls/$POLL/events x STREAMS=\"$STREAMS\", a fresh server and database for each"
+echo "load runs: wrk -t1 -c32, votes ${PHASE_SECONDS}s (+${DRAIN_SECONDS}s drain) and GET /healthz ${PHASE_SECONDS}s, without and with the streams; $LONE_VOTES lone votes ${LONE_GAP_MS} ms apart"
+echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); server CPUs ${CPUS_SERVER:-all}, tool and wrk CPUs ${CPUS_TOOL:-all}; open files $(ulimit -n)"
+echo "tribune: $(describe_build); extra flags: ${TRIBUNE_FLAGS:-none}"
+idle_check
+echo
+
+STATUS=0
+RESULTS=()
+for n in $STREAMS; do
+    [[ "$n" =~ ^[0-9]+$ && "$n" -gt 0 ]] || die "STREAMS holds '$n', not a count"
+    echo "== $n streams"
+    start_tribune "live-$n" "$PORT" "$CPUS_SERVER" "${FLAGS[@]}"
+    pid=$TRIBUNE_PID
+    out="$TMP/live-$n.txt"
+    rc=0
+    run_pinned "$CPUS_TOOL" "$LIVE" \
+        --port "$PORT" --server-pid "$pid" --streams "$n" --poll "$POLL" --page "$ARTICLE" \
+        --seconds "$PHASE_SECONDS" --drain "$DRAIN_SECONDS" \
+        --lone-votes "$LONE_VOTES" --lone-gap-ms "$LONE_GAP_MS" --per-source "$PER_SOURCE" \
+        --vote-lua "$BENCH_DIR/vote.lua" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
+    kill -0 "$pid" 2>/dev/null || echo "   the server is no longer running"
+    # The server logs every 503 (a stream over its cap) as an error: count
+    # those, show the rest. Colour codes are stripped. Every stage reads all
+    # its input (awk, not head), so that no pipe breaks under pipefail.
+    log="$TMP/live-$n/log"
+    sed -i 's/\x1b\[[0-9;]*m//g' "$log"
+    over_cap=$(grep -ciE '(error|warn).*503' "$log" || true)
+    other=$(grep -iE 'error|panic|warn' "$log" | grep -cv '503' || true)
+    [[ "$over_cap" == 0 ]] || echo "   server log: $over_cap error lines about 503 answers (streams over the cap)"
+    if [[ "$other" != 0 ]]; then
+        echo "   server log: $other other errors/warnings, the first 20:"
+        grep -iE 'error|panic|warn' "$log" | grep -v '503' | awk 'NR <= 20 { print "   | " $0 }'
+    fi
+    stop_pid "$pid"
+    case $rc in
+        0) ;;
+        1) [[ "$STATUS" == 2 ]] || STATUS=1 ;;
+        *) STATUS=2 ;;
+    esac
+    RESULTS+=("$(grep '^result ' "$out" | tail -1 || echo "result streams=$n error (exit $rc)")")
+    echo
+done
+
+echo "summary (one line per stream count):"
+printf '%s\n' "${RESULTS[@]}"
+exit "$STATUS"

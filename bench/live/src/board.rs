@@ -1,0 +1,335 @@
+//! What every stream has seen, and when, against the totals it must reach.
+//!
+//! A *target* is a total the tool knows the poll had at a moment `at`: the
+//! answer to a lone vote, or a read of the poll during the flood. For each
+//! open stream the board records how long after `at` the stream first showed
+//! a total at least that high. Totals only grow, so each stream walks the
+//! targets in order with one index, and one event resolves every target it
+//! reaches.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Recent events kept per stream, to date a total the stream had already
+/// reached when its target was added (the answer to a vote or a read can
+/// arrive after the event it causes).
+const RECENT: usize = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamState {
+    Opening,
+    Open,
+    /// The server answered 503: over its cap.
+    Refused,
+    /// Connecting or the response failed, or another status came.
+    Failed,
+    /// It was open, then ended or broke.
+    Dropped,
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    state: StreamState,
+    events: u64,
+    /// The first target this stream has not reached yet.
+    next: usize,
+    /// (total, µs) of the last events, oldest first once full; `len` valid.
+    recent: [(u64, u64); RECENT],
+    len: usize,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            state: StreamState::Opening,
+            events: 0,
+            next: 0,
+            recent: [(0, 0); RECENT],
+            len: 0,
+        }
+    }
+
+    /// When this stream first showed `total` or more, as far as the recent
+    /// events tell; when they all do, the oldest one's time (an upper bound).
+    fn first_at_least(&self, total: u64) -> Option<u64> {
+        self.recent[..self.len]
+            .iter()
+            .find(|(t, _)| *t >= total)
+            .map(|(_, at)| *at)
+    }
+
+    fn push(&mut self, total: u64, at: u64) {
+        if self.len == RECENT {
+            self.recent.rotate_left(1);
+            self.len -= 1;
+        }
+        self.recent[self.len] = (total, at);
+        self.len += 1;
+    }
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub at: u64,
+    pub total: u64,
+    /// Open streams that have not reached it yet.
+    pub pending: usize,
+    /// Per stream: µs from `at` until it showed the total.
+    pub delays: Vec<u32>,
+    /// Streams that never reached it before it was closed (their delay is
+    /// the time until the close, a lower bound).
+    pub censored: usize,
+}
+
+#[derive(Debug)]
+pub struct Board {
+    /// The wall clock when the board was made: the kernel dates packets by
+    /// the wall clock, so the tool's own times are taken on it too.
+    epoch: Duration,
+    /// The longest a stream's bytes waited in its socket for the tool, in µs.
+    pub lag_max: u64,
+    slots: Vec<Slot>,
+    targets: Vec<Target>,
+    pub open: usize,
+    pub refused: usize,
+    pub failed: usize,
+    pub dropped: usize,
+    /// The first failure's reason, to tell the reader why.
+    pub first_failure: Option<String>,
+    /// Streams whose body did not parse (counted in `dropped`).
+    pub bad_bodies: usize,
+    /// Reads the kernel did not date (then the tool's clock dates them).
+    pub reads_without_stamp: u64,
+}
+
+impl Board {
+    pub fn new(streams: usize) -> Self {
+        Self {
+            epoch: wall_clock(),
+            lag_max: 0,
+            slots: vec![Slot::new(); streams],
+            targets: Vec::new(),
+            open: 0,
+            refused: 0,
+            failed: 0,
+            dropped: 0,
+            first_failure: None,
+            bad_bodies: 0,
+            reads_without_stamp: 0,
+        }
+    }
+
+    /// Microseconds since the board was made: the tool's one clock.
+    pub fn now(&self) -> u64 {
+        self.since_epoch(wall_clock())
+    }
+
+    /// A wall-clock time (since 1970) on the board's clock.
+    pub fn since_epoch(&self, wall: Duration) -> u64 {
+        u64::try_from(wall.saturating_sub(self.epoch).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    pub fn note_lag(&mut self, micros: u64) {
+        self.lag_max = self.lag_max.max(micros);
+    }
+
+    pub fn settled(&self) -> usize {
+        self.open + self.refused + self.failed + self.dropped
+    }
+
+    pub fn set_state(&mut self, stream: usize, state: StreamState, why: Option<String>) {
+        let old = self.slots[stream].state;
+        match old {
+            StreamState::Open => self.open -= 1,
+            StreamState::Opening => {}
+            _ => return,
+        }
+        match state {
+            StreamState::Open => self.open += 1,
+            StreamState::Refused => self.refused += 1,
+            StreamState::Failed => self.failed += 1,
+            StreamState::Dropped => self.dropped += 1,
+            StreamState::Opening => {}
+        }
+        if state == StreamState::Failed && self.first_failure.is_none() {
+            self.first_failure = why;
+        }
+        let slot = &mut self.slots[stream];
+        slot.state = state;
+        if old == StreamState::Open && state != StreamState::Open {
+            // It will never reach the targets it still owed.
+            for target in &mut self.targets[slot.next..] {
+                target.pending = target.pending.saturating_sub(1);
+            }
+            slot.next = self.targets.len();
+        }
+        if state == StreamState::Open {
+            slot.next = self.targets.len();
+        }
+    }
+
+    /// A stream showed `total` at `at`.
+    pub fn saw(&mut self, stream: usize, total: u64, at: u64) {
+        let slot = &mut self.slots[stream];
+        slot.events += 1;
+        slot.push(total, at);
+        while let Some(target) = self.targets.get_mut(slot.next) {
+            if target.total > total {
+                break;
+            }
+            target.delays.push(delay(at, target.at));
+            target.pending = target.pending.saturating_sub(1);
+            slot.next += 1;
+        }
+    }
+
+    /// The poll had `total` at `at`; streams that already show it are dated now.
+    pub fn add_target(&mut self, at: u64, total: u64) -> usize {
+        let index = self.targets.len();
+        let mut target = Target {
+            at,
+            total,
+            pending: 0,
+            delays: Vec::new(),
+            censored: 0,
+        };
+        for slot in &mut self.slots {
+            if slot.state != StreamState::Open || slot.next != index {
+                // Behind on an earlier target, so below this one too.
+                if slot.state == StreamState::Open {
+                    target.pending += 1;
+                }
+                continue;
+            }
+            match slot.first_at_least(total) {
+                Some(seen) => {
+                    target.delays.push(delay(seen, at));
+                    slot.next += 1;
+                }
+                _ => target.pending += 1,
+            }
+        }
+        self.targets.push(target);
+        index
+    }
+
+    pub fn target(&self, index: usize) -> &Target {
+        &self.targets[index]
+    }
+
+    /// Closes every target at `at`: streams that never reached one count as
+    /// late by `at - target.at`.
+    pub fn close_targets(&mut self, at: u64) {
+        let len = self.targets.len();
+        for slot in &mut self.slots {
+            if slot.state != StreamState::Open {
+                continue;
+            }
+            for target in &mut self.targets[slot.next..len] {
+                target.delays.push(delay(at, target.at));
+                target.censored += 1;
+                target.pending = 0;
+            }
+            slot.next = len;
+        }
+    }
+
+    /// Takes the targets of a phase, leaving none.
+    pub fn take_targets(&mut self) -> Vec<Target> {
+        for slot in &mut self.slots {
+            slot.next = 0;
+        }
+        std::mem::take(&mut self.targets)
+    }
+
+    /// Events each stream has had so far (0 for streams never open).
+    pub fn events(&self) -> Vec<u64> {
+        self.slots.iter().map(|s| s.events).collect()
+    }
+
+    /// Which streams are open now.
+    pub fn open_mask(&self) -> Vec<bool> {
+        self.slots
+            .iter()
+            .map(|s| s.state == StreamState::Open)
+            .collect()
+    }
+
+    /// Open streams that have had at least one event (the current state).
+    pub fn open_with_first_event(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state == StreamState::Open && s.events > 0)
+            .count()
+    }
+}
+
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn delay(seen: u64, at: u64) -> u32 {
+    u32::try_from(seen.saturating_sub(at)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(n: usize) -> Board {
+        let mut b = Board::new(n);
+        for i in 0..n {
+            b.set_state(i, StreamState::Open, None);
+        }
+        b
+    }
+
+    #[test]
+    fn an_event_resolves_every_target_it_reaches() {
+        let mut b = board(2);
+        b.saw(0, 10, 0);
+        b.saw(1, 10, 0);
+        let t1 = b.add_target(1_000, 11);
+        let t2 = b.add_target(2_000, 12);
+        assert_eq!(b.target(t1).pending, 2);
+        b.saw(0, 12, 2_500);
+        assert_eq!(b.target(t1).delays, vec![1_500]);
+        assert_eq!(b.target(t2).delays, vec![500]);
+        assert_eq!(b.target(t2).pending, 1);
+        b.close_targets(4_000);
+        assert_eq!(b.target(t1).delays, vec![1_500, 3_000]);
+        assert_eq!(b.target(t2).censored, 1);
+    }
+
+    #[test]
+    fn a_total_seen_before_its_target_is_dated_by_the_event() {
+        let mut b = board(2);
+        b.saw(0, 10, 0);
+        b.saw(0, 11, 700);
+        b.saw(0, 12, 900);
+        b.saw(1, 10, 0);
+        // The vote was sent at 500; its answer (total 11) arrived after stream 0 had it.
+        let t = b.add_target(500, 11);
+        assert_eq!(b.target(t).delays, vec![200]);
+        assert_eq!(b.target(t).pending, 1);
+        // Seen before the read was sent: no staleness.
+        let u = b.add_target(5_000, 12);
+        assert_eq!(b.target(u).delays, vec![0]);
+    }
+
+    #[test]
+    fn a_stream_that_drops_owes_nothing() {
+        let mut b = board(2);
+        let t = b.add_target(0, 5);
+        assert_eq!(b.target(t).pending, 2);
+        b.set_state(1, StreamState::Dropped, None);
+        assert_eq!(b.target(t).pending, 1);
+        assert_eq!((b.open, b.dropped), (1, 1));
+        b.saw(0, 5, 10);
+        assert_eq!(b.target(t).pending, 0);
+        let targets = b.take_targets();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(b.add_target(20, 5), 0);
+    }
+}

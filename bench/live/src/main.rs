@@ -1,0 +1,436 @@
+//! tribune-live: what N open event streams cost a Tribune server.
+//!
+//! Against a server already running on 127.0.0.1:PORT it measures, in order:
+//! votes/s and GET /healthz req/s with no stream open (wrk); the server's
+//! memory per open stream; how long a lone vote takes to reach every stream;
+//! votes/s and healthz req/s again with the streams open, and how stale the
+//! streams run during that vote flood. It prints one table, then a
+//! `result key=value …` line, and exits 0 when the goals hold, 1 when not,
+//! 2 when it could not measure.
+//!
+//! Delays are on one clock. A lone vote's runs from just before its request
+//! is written until a stream shows a `total_votes` at least the one in the
+//! 201 answer. Staleness runs from just before a read of the poll is written
+//! until a stream shows a total at least the one read (0 when it already
+//! did); a stream still short of it when the flood's wrk run ends counts as
+//! stale until then.
+//!
+//! One thread drives every stream: the tool shares the machine's cores with
+//! the server, and a single thread keeps its share small and easy to see.
+
+#![forbid(unsafe_code)]
+
+mod board;
+mod http;
+mod procfs;
+mod report;
+mod scan;
+mod streams;
+mod wrk;
+
+use std::cell::{Cell, RefCell};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use tokio::task::LocalSet;
+use tokio::time::{MissedTickBehavior, sleep, sleep_until, timeout};
+
+use crate::board::Board;
+use crate::report::{Cpu, Figures, Ms};
+use crate::streams::Opener;
+use crate::wrk::Wrk;
+
+/// Load tool for Tribune's live poll streams (Server-Sent Events).
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Port of the server on 127.0.0.1 (the tool talks to loopback only).
+    #[arg(long)]
+    port: u16,
+    /// The server's process id, for its memory (VmRSS) and CPU time.
+    #[arg(long)]
+    server_pid: u32,
+    /// Event streams to open.
+    #[arg(long, default_value_t = 1000)]
+    streams: usize,
+    /// The poll whose events are followed and voted on.
+    #[arg(long, default_value = "us-long-term-goals")]
+    poll: String,
+    /// A page that must still answer 200 while the streams are open.
+    #[arg(long, default_value = "/")]
+    page: String,
+    /// Seconds of each load run (the vote window, and GET /healthz).
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Seconds after the vote window for the answers in flight (vote.lua's drain).
+    #[arg(long, default_value_t = 2)]
+    drain: u64,
+    /// wrk's connections (one wrk thread).
+    #[arg(long, default_value_t = 32)]
+    wrk_connections: u32,
+    /// The wrk program.
+    #[arg(long, default_value = "wrk")]
+    wrk: String,
+    /// bench/vote.lua, the vote flood's script.
+    #[arg(long, default_value = "bench/vote.lua")]
+    vote_lua: PathBuf,
+    /// Lone votes to time.
+    #[arg(long, default_value_t = 30)]
+    lone_votes: usize,
+    /// Milliseconds from one lone vote to the next.
+    #[arg(long, default_value_t = 1500)]
+    lone_gap_ms: u64,
+    /// How long a lone vote waits for every stream to show it.
+    #[arg(long, default_value_t = 5000)]
+    lone_timeout_ms: u64,
+    /// Milliseconds between reads of the poll's true total during the flood.
+    #[arg(long, default_value_t = 200)]
+    sample_ms: u64,
+    /// Streams per source address (127.0.0.2, 127.0.0.3, …).
+    #[arg(long, default_value_t = 2000)]
+    per_source: usize,
+    /// Streams being opened at once.
+    #[arg(long, default_value_t = 64)]
+    open_concurrency: usize,
+    /// Seconds one stream may take to open.
+    #[arg(long, default_value_t = 10)]
+    open_timeout: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match LocalSet::new().block_on(&runtime, run(args)) {
+        Ok(figures) => {
+            figures.print();
+            ExitCode::from(if figures.pass() { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn progress(what: &str) {
+    eprintln!("tribune-live: {what}");
+}
+
+async fn run(args: Args) -> Result<Figures> {
+    ensure!(args.streams > 0, "--streams must be at least 1");
+    ensure!(
+        args.per_source > 0 && args.open_concurrency > 0,
+        "--per-source and --open-concurrency must be at least 1"
+    );
+    ensure!(
+        args.seconds > 0 && args.sample_ms > 0,
+        "--seconds and --sample-ms must be at least 1"
+    );
+    let sources = args.streams.div_ceil(args.per_source);
+    ensure!(
+        streams::FIRST_SOURCE + sources <= 65_535,
+        "{sources} source addresses do not fit in 127.0.0.2-127.0.255.255"
+    );
+    ensure!(
+        args.vote_lua.is_file(),
+        "no vote script at {}",
+        args.vote_lua.display()
+    );
+
+    let files = raise_open_files(args.streams)?;
+    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let poll_path = format!("/api/v1/polls/{}", args.poll);
+    let hz = procfs::clock_ticks();
+    let pid = args.server_pid.to_string();
+    procfs::rss_kib(args.server_pid)?;
+    let first = timeout(
+        Duration::from_secs(5),
+        http::one_shot(server, "GET", &poll_path, None, || {}),
+    )
+    .await
+    .context("the server did not answer in 5 s")?
+    .with_context(|| format!("cannot reach the server at {server}"))?;
+    ensure!(
+        first.status == 200 && first.total.is_some(),
+        "GET {poll_path} answered {} without total_votes",
+        first.status
+    );
+
+    let wrk = Wrk {
+        program: args.wrk.clone(),
+        vote_lua: args.vote_lua.clone(),
+        base: format!("http://{server}"),
+        poll: args.poll.clone(),
+        connections: args.wrk_connections,
+        seconds: args.seconds,
+        drain: args.drain,
+    };
+    let mut figures = Figures {
+        streams: args.streams,
+        sources,
+        files,
+        seconds: args.seconds,
+        ..Figures::default()
+    };
+
+    // 1. No stream open.
+    progress("baseline: vote flood");
+    let cpu = Cpu::start(&pid);
+    figures.votes_base = wrk.votes().await?;
+    figures.cpu_base = cpu.stop(&pid, hz);
+    progress("baseline: GET /healthz");
+    figures.healthz_base = wrk.healthz().await?;
+    figures.rss_before = procfs::rss_kib(args.server_pid)?;
+
+    // 2. Open the streams.
+    let board = Rc::new(RefCell::new(Board::new(args.streams)));
+    let buffers = Rc::new(RefCell::new(streams::ReadBuffers::new()));
+    let opener = Opener {
+        server,
+        request: http::stream_request(server, &args.poll).into(),
+        per_source: args.per_source,
+        concurrency: args.open_concurrency,
+        timeout: Duration::from_secs(args.open_timeout),
+    };
+    progress(&format!(
+        "opening {} streams from {sources} source address(es)",
+        args.streams
+    ));
+    let opening = Instant::now();
+    streams::open_all(board.clone(), buffers.clone(), opener, args.streams).await;
+    let limit = Instant::now() + Duration::from_secs(args.open_timeout + 5);
+    while board.borrow().settled() < args.streams && Instant::now() < limit {
+        sleep(Duration::from_millis(10)).await;
+    }
+    figures.open_seconds = opening.elapsed().as_secs_f64();
+    // Each stream's first event is the poll as it is now.
+    let limit = Instant::now() + Duration::from_secs(10);
+    while board.borrow().open_with_first_event() < board.borrow().open && Instant::now() < limit {
+        sleep(Duration::from_millis(10)).await;
+    }
+    figures.first_event_seconds = opening.elapsed().as_secs_f64();
+    figures.with_first_event = board.borrow().open_with_first_event();
+    sleep(Duration::from_secs(1)).await;
+    figures.rss_with = procfs::rss_kib(args.server_pid)?;
+    figures.opened = board.borrow().open;
+    {
+        let b = board.borrow();
+        (figures.refused, figures.failed, figures.first_failure) =
+            (b.refused, b.failed, b.first_failure.clone());
+    }
+    if figures.opened == 0 {
+        bail!(
+            "no stream opened ({} refused with 503, {} failed{})",
+            figures.refused,
+            figures.failed,
+            figures
+                .first_failure
+                .as_deref()
+                .map(|f| format!(": {f}"))
+                .unwrap_or_default()
+        );
+    }
+
+    // 3. Lone votes.
+    progress(&format!(
+        "{} lone votes, {} ms apart",
+        args.lone_votes, args.lone_gap_ms
+    ));
+    board.borrow_mut().lag_max = 0;
+    lone_votes(&args, server, &board, &mut figures).await;
+    figures.lag_lone = board.borrow().lag_max;
+    figures.page_status = timeout(
+        Duration::from_secs(5),
+        http::one_shot(server, "GET", &args.page, None, || {}),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(|r| r.status);
+    figures.page = args.page.clone();
+
+    // 4. The same load with the streams open.
+    progress("with streams: vote flood");
+    let cpu = Cpu::start(&pid);
+    let events_before: u64 = board.borrow().events().iter().sum();
+    board.borrow_mut().lag_max = 0;
+    let sampler = sample(&args, server, &poll_path, &board);
+    let (votes, sampled) = tokio::join!(wrk.votes(), sampler);
+    figures.cpu_live = cpu.stop(&pid, hz);
+    figures.flood_events = board.borrow().events().iter().sum::<u64>() - events_before;
+    figures.lag_flood = board.borrow().lag_max;
+    figures.votes_live = votes?;
+    {
+        let mut b = board.borrow_mut();
+        let end = b.now();
+        b.close_targets(end);
+        let targets = b.take_targets();
+        figures.samples = targets.len();
+        figures.stale_censored = targets.iter().map(|t| t.censored).sum();
+        let mut stale: Vec<u32> = targets.into_iter().flat_map(|t| t.delays).collect();
+        figures.stale = Ms::of(&mut stale);
+    }
+    figures.read_failures = sampled.failures;
+    figures.slowest_read = sampled.slowest;
+    figures.events_per_second = sampled.events_per_second;
+    progress("with streams: GET /healthz");
+    figures.healthz_live = wrk.healthz().await?;
+    figures.rss_end = procfs::rss_kib(args.server_pid)?;
+    figures.dropped = board.borrow().dropped;
+    figures.bad_bodies = board.borrow().bad_bodies;
+    figures.reads_without_stamp = board.borrow().reads_without_stamp;
+    Ok(figures)
+}
+
+/// Raises the soft open-file limit to the hard one; says what it did.
+fn raise_open_files(streams: usize) -> Result<String> {
+    let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).context("getrlimit")?;
+    let now = rlimit::increase_nofile_limit(hard).context("raising the open-file limit")?;
+    let mut said = format!("open files: soft limit {soft} -> {now} (hard {hard})");
+    // A stream is one file; the runtime, wrk's pipes and the votes need a few more.
+    if (now as usize) < streams + 64 {
+        said.push_str(&format!(
+            "; WARNING: too few for {streams} streams, the last ones will fail"
+        ));
+    }
+    Ok(said)
+}
+
+/// Votes one at a time and times how long each takes to reach every stream.
+async fn lone_votes(
+    args: &Args,
+    server: SocketAddr,
+    board: &Rc<RefCell<Board>>,
+    figures: &mut Figures,
+) {
+    let path = format!("/api/v1/polls/{}/votes", args.poll);
+    let wait = Duration::from_millis(args.lone_timeout_ms);
+    let mut everyone = Vec::new();
+    let mut each = Vec::new();
+    for k in 0..args.lone_votes {
+        let started = Instant::now();
+        let json = format!("{{\"option\": {}}}", k % 4 + 1);
+        let sent = Cell::new(0);
+        let reply = timeout(
+            wait,
+            http::one_shot(server, "POST", &path, Some(&json), || {
+                sent.set(board.borrow().now())
+            }),
+        )
+        .await;
+        match reply {
+            Ok(Ok(http::Reply {
+                status: 201,
+                total: Some(total),
+            })) => {
+                let index = board.borrow_mut().add_target(sent.get(), total);
+                let deadline = started + wait;
+                while board.borrow().target(index).pending > 0 && Instant::now() < deadline {
+                    sleep(Duration::from_millis(2)).await;
+                }
+                let mut b = board.borrow_mut();
+                let end = b.now();
+                b.close_targets(end);
+                let target = b.target(index);
+                figures.lone_missed += target.censored;
+                if let Some(&slowest) = target.delays.iter().max() {
+                    everyone.push(slowest);
+                }
+                each.extend_from_slice(&target.delays);
+                figures.lone_acked += 1;
+            }
+            Ok(Ok(reply)) => figures.lone_refused.push(reply.status),
+            Ok(Err(_)) | Err(_) => figures.lone_refused.push(0),
+        }
+        sleep_until((started + Duration::from_millis(args.lone_gap_ms)).into()).await;
+    }
+    board.borrow_mut().take_targets();
+    figures.lone_votes = args.lone_votes;
+    figures.lone_all = Ms::of(&mut everyone);
+    figures.lone_each = Ms::of(&mut each);
+}
+
+struct Sampled {
+    failures: usize,
+    slowest: Duration,
+    /// Events per second per stream over the vote window: (mean, min, max).
+    events_per_second: Option<(f64, f64, f64)>,
+}
+
+/// During the vote window, reads the poll's true total every `sample_ms` as
+/// a target for the streams, and counts the events they get meanwhile.
+async fn sample(
+    args: &Args,
+    server: SocketAddr,
+    path: &str,
+    board: &Rc<RefCell<Board>>,
+) -> Sampled {
+    let start = Instant::now();
+    let window = Duration::from_secs(args.seconds);
+    let (events_before, open_before) = {
+        let b = board.borrow();
+        (b.events(), b.open_mask())
+    };
+    let mut sampled = Sampled {
+        failures: 0,
+        slowest: Duration::ZERO,
+        events_per_second: None,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(args.sample_ms));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        if start.elapsed() >= window {
+            break;
+        }
+        let asked = Instant::now();
+        let at = Cell::new(0);
+        let read = timeout(
+            Duration::from_secs(2),
+            http::one_shot(server, "GET", path, None, || at.set(board.borrow().now())),
+        )
+        .await;
+        sampled.slowest = sampled.slowest.max(asked.elapsed());
+        match read {
+            Ok(Ok(http::Reply {
+                status: 200,
+                total: Some(total),
+            })) => {
+                board.borrow_mut().add_target(at.get(), total);
+            }
+            _ => sampled.failures += 1,
+        }
+    }
+    sleep_until((start + window).into()).await;
+    let b = board.borrow();
+    let events_after = b.events();
+    let open_after = b.open_mask();
+    let rates: Vec<f64> = events_after
+        .iter()
+        .zip(&events_before)
+        .zip(open_before.iter().zip(&open_after))
+        .filter(|(_, (before, after))| **before && **after)
+        .map(|((after, before), _)| (after - before) as f64 / window.as_secs_f64())
+        .collect();
+    if !rates.is_empty() {
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = rates.iter().copied().fold(0.0, f64::max);
+        sampled.events_per_second = Some((mean, min, max));
+    }
+    sampled
+}

@@ -1,0 +1,471 @@
+//! The figures of one run, the goals they are held to, and the report.
+
+use std::time::{Duration, Instant};
+
+use crate::procfs;
+use crate::wrk::Run;
+
+/// The goals for live streams (bench/live.sh's header says why these).
+const LONE_P99_MS: f64 = 100.0;
+const MIN_RATIO: f64 = 0.80;
+const STALE_P99_MS: f64 = 1000.0;
+const MAX_KIB_PER_STREAM: f64 = 24.0;
+
+/// p50, p99 and max of some durations, in milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Ms {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub count: usize,
+}
+
+impl Ms {
+    /// From microseconds; nearest-rank percentiles. None when there are none.
+    pub fn of(micros: &mut [u32]) -> Option<Self> {
+        if micros.is_empty() {
+            return None;
+        }
+        micros.sort_unstable();
+        let rank = |p: f64| {
+            let i = ((p / 100.0) * micros.len() as f64).ceil() as usize;
+            f64::from(micros[i.clamp(1, micros.len()) - 1]) / 1000.0
+        };
+        Some(Self {
+            p50: rank(50.0),
+            p99: rank(99.0),
+            max: rank(100.0),
+            count: micros.len(),
+        })
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "p50 {:.1}  p99 {:.1}  max {:.1} ms",
+            self.p50, self.p99, self.max
+        )
+    }
+}
+
+/// CPU seconds used during a load run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuUse {
+    pub server: f64,
+    pub tool: f64,
+    pub wrk: f64,
+    pub wall: f64,
+}
+
+/// CPU counters at the start of a load run.
+pub struct Cpu {
+    server: u64,
+    tool: (u64, u64),
+    at: Instant,
+}
+
+impl Cpu {
+    pub fn start(server_pid: &str) -> Self {
+        Self {
+            server: procfs::cpu_ticks(server_pid).map(|t| t.0).unwrap_or(0),
+            tool: procfs::cpu_ticks("self").unwrap_or((0, 0)),
+            at: Instant::now(),
+        }
+    }
+
+    /// The tool's children are wrk alone, and it has been waited for.
+    pub fn stop(&self, server_pid: &str, hz: f64) -> Option<CpuUse> {
+        let server = procfs::cpu_ticks(server_pid).ok()?.0;
+        let tool = procfs::cpu_ticks("self").ok()?;
+        Some(CpuUse {
+            server: server.saturating_sub(self.server) as f64 / hz,
+            tool: tool.0.saturating_sub(self.tool.0) as f64 / hz,
+            wrk: tool.1.saturating_sub(self.tool.1) as f64 / hz,
+            wall: self.at.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Figures {
+    pub streams: usize,
+    pub sources: usize,
+    pub files: String,
+    pub seconds: u64,
+    pub votes_base: Run,
+    pub healthz_base: Run,
+    pub votes_live: Run,
+    pub healthz_live: Run,
+    pub cpu_base: Option<CpuUse>,
+    pub cpu_live: Option<CpuUse>,
+    pub rss_before: u64,
+    pub rss_with: u64,
+    pub rss_end: u64,
+    pub open_seconds: f64,
+    pub first_event_seconds: f64,
+    pub with_first_event: usize,
+    pub opened: usize,
+    pub refused: usize,
+    pub failed: usize,
+    pub first_failure: Option<String>,
+    pub dropped: usize,
+    pub bad_bodies: usize,
+    pub lone_votes: usize,
+    pub lone_acked: usize,
+    /// Statuses of lone votes not answered 201 (0: no answer).
+    pub lone_refused: Vec<u16>,
+    /// Deliveries of lone votes that never came within the wait.
+    pub lone_missed: usize,
+    pub lone_all: Option<Ms>,
+    pub lone_each: Option<Ms>,
+    pub page: String,
+    pub page_status: Option<u16>,
+    pub samples: usize,
+    pub stale_censored: usize,
+    pub stale: Option<Ms>,
+    pub read_failures: usize,
+    pub slowest_read: Duration,
+    pub events_per_second: Option<(f64, f64, f64)>,
+    pub flood_events: u64,
+    /// The longest bytes waited in a socket for the tool, µs.
+    pub lag_lone: u64,
+    pub lag_flood: u64,
+    pub reads_without_stamp: u64,
+}
+
+struct Check {
+    name: &'static str,
+    ok: bool,
+}
+
+impl Figures {
+    fn kib_per_stream(&self) -> Option<f64> {
+        (self.opened > 0)
+            .then(|| (self.rss_with as f64 - self.rss_before as f64) / self.opened as f64)
+    }
+
+    fn ratio(base: &Run, live: &Run) -> f64 {
+        if base.rate > 0.0 {
+            live.rate / base.rate
+        } else {
+            0.0
+        }
+    }
+
+    fn checks(&self) -> Vec<Check> {
+        let answered = self.lone_acked == self.lone_votes
+            && self.lone_votes > 0
+            && self.page_status == Some(200);
+        vec![
+            Check {
+                name: "memory",
+                ok: self
+                    .kib_per_stream()
+                    .is_some_and(|k| k <= MAX_KIB_PER_STREAM),
+            },
+            Check {
+                name: "lone-vote latency",
+                ok: self.lone_missed == 0 && self.lone_all.is_some_and(|m| m.p99 <= LONE_P99_MS),
+            },
+            Check {
+                name: "votes/s",
+                ok: Self::ratio(&self.votes_base, &self.votes_live) >= MIN_RATIO,
+            },
+            Check {
+                name: "healthz req/s",
+                ok: Self::ratio(&self.healthz_base, &self.healthz_live) >= MIN_RATIO,
+            },
+            Check {
+                name: "staleness",
+                ok: self.stale.is_some_and(|m| m.p99 <= STALE_P99_MS),
+            },
+            Check {
+                name: "votes and page answered",
+                ok: answered,
+            },
+            Check {
+                name: "no stream dropped",
+                ok: self.dropped == 0,
+            },
+        ]
+    }
+
+    pub fn pass(&self) -> bool {
+        self.checks().iter().all(|c| c.ok)
+    }
+
+    pub fn print(&self) {
+        let checks = self.checks();
+        let mark = |name: &str| {
+            if checks.iter().any(|c| c.name == name && c.ok) {
+                "ok"
+            } else {
+                "FAIL"
+            }
+        };
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let votes_ratio = Self::ratio(&self.votes_base, &self.votes_live);
+        let healthz_ratio = Self::ratio(&self.healthz_base, &self.healthz_live);
+        let kib = self.kib_per_stream();
+        let lone_answered = if self.lone_refused.is_empty() {
+            String::new()
+        } else {
+            format!(" (others: {:?}, 0 = no answer)", self.lone_refused)
+        };
+        let rows: Vec<[String; 4]> = vec![
+            [
+                "streams open / refused (503) / failed".into(),
+                format!(
+                    "{} / {} / {} of {}, in {:.1} s",
+                    self.opened, self.refused, self.failed, self.streams, self.open_seconds
+                ),
+                String::new(),
+                String::new(),
+            ],
+            [
+                "first event (the current poll)".into(),
+                format!(
+                    "{} of {} open streams, by {:.1} s",
+                    self.with_first_event, self.opened, self.first_event_seconds
+                ),
+                String::new(),
+                String::new(),
+            ],
+            [
+                "server RSS before / with streams / at end".into(),
+                format!(
+                    "{:.1} / {:.1} / {:.1} MiB",
+                    mib(self.rss_before),
+                    mib(self.rss_with),
+                    mib(self.rss_end)
+                ),
+                String::new(),
+                String::new(),
+            ],
+            [
+                "server RSS per open stream".into(),
+                kib.map_or("-".into(), |k| format!("{k:.1} KiB")),
+                format!("<= {MAX_KIB_PER_STREAM:.0} KiB"),
+                mark("memory").into(),
+            ],
+            [
+                "lone vote: until every stream has it".into(),
+                self.lone_all.map_or("-".into(), |m| {
+                    format!(
+                        "{}  ({} votes{})",
+                        m.show(),
+                        m.count,
+                        if self.lone_missed > 0 {
+                            format!(", {} deliveries never came", self.lone_missed)
+                        } else {
+                            String::new()
+                        }
+                    )
+                }),
+                format!("p99 <= {LONE_P99_MS:.0} ms"),
+                mark("lone-vote latency").into(),
+            ],
+            [
+                "lone vote: each stream".into(),
+                self.lone_each.map_or("-".into(), |m| {
+                    format!("{}  ({} deliveries)", m.show(), m.count)
+                }),
+                String::new(),
+                String::new(),
+            ],
+            [
+                "votes/s: no streams -> streams open".into(),
+                format!(
+                    "{:.0} -> {:.0}  ({votes_ratio:.2}x)",
+                    self.votes_base.rate, self.votes_live.rate
+                ),
+                format!(">= {MIN_RATIO:.2}x"),
+                mark("votes/s").into(),
+            ],
+            [
+                "GET /healthz req/s: no streams -> open".into(),
+                format!(
+                    "{:.0} -> {:.0}  ({healthz_ratio:.2}x)",
+                    self.healthz_base.rate, self.healthz_live.rate
+                ),
+                format!(">= {MIN_RATIO:.2}x"),
+                mark("healthz req/s").into(),
+            ],
+            [
+                "staleness during the vote flood".into(),
+                self.stale
+                    .map_or("- (no read of the poll succeeded)".into(), |m| {
+                        format!(
+                            "{}  ({} reads; {} late to the end)",
+                            m.show(),
+                            self.samples,
+                            self.stale_censored
+                        )
+                    }),
+                format!("p99 <= {STALE_P99_MS:.0} ms"),
+                mark("staleness").into(),
+            ],
+            [
+                "events per stream per second (flood)".into(),
+                self.events_per_second
+                    .map_or("-".into(), |(mean, min, max)| {
+                        format!("mean {mean:.1}  (min {min:.1}, max {max:.1})")
+                    }),
+                String::new(),
+                String::new(),
+            ],
+            [
+                "votes and a page, streams open".into(),
+                format!(
+                    "{}/{} lone votes 201{lone_answered}; GET {} {}",
+                    self.lone_acked,
+                    self.lone_votes,
+                    self.page,
+                    self.page_status
+                        .map_or("no answer".into(), |s| s.to_string())
+                ),
+                "all answered".into(),
+                mark("votes and page answered").into(),
+            ],
+            [
+                "streams dropped before the end".into(),
+                format!(
+                    "{}{}",
+                    self.dropped,
+                    if self.bad_bodies > 0 {
+                        format!(" ({} with a malformed body)", self.bad_bodies)
+                    } else {
+                        String::new()
+                    }
+                ),
+                "0".into(),
+                mark("no stream dropped").into(),
+            ],
+            [
+                "tool's read lag: lone votes / flood".into(),
+                format!(
+                    "max {:.1} / {:.1} ms (not counted in the delays above)",
+                    self.lag_lone as f64 / 1000.0,
+                    self.lag_flood as f64 / 1000.0
+                ),
+                String::new(),
+                String::new(),
+            ],
+            [
+                "CPU s in the vote flood: server/tool/wrk".into(),
+                format!(
+                    "{}  ->  {}{}",
+                    show_cpu(self.cpu_base),
+                    show_cpu(self.cpu_live),
+                    self.cpu_live.filter(|_| self.flood_events > 0).map_or(
+                        String::new(),
+                        |c| format!(
+                            "; tool {:.1} us/event",
+                            c.tool * 1e6 / self.flood_events as f64
+                        )
+                    )
+                ),
+                String::new(),
+                String::new(),
+            ],
+        ];
+        let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+        let (w0, w1, w2) = (width(0), width(1), width(2));
+        println!();
+        println!(
+            "tribune-live: {} streams from {} source address(es); load runs of {} s; {}",
+            self.streams, self.sources, self.seconds, self.files
+        );
+        println!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  verdict",
+            "measure", "value", "goal"
+        );
+        println!("{}", "-".repeat(w0 + w1 + w2 + 13));
+        for [name, value, goal, verdict] in &rows {
+            println!("{name:<w0$}  {value:<w1$}  {goal:<w2$}  {verdict}");
+        }
+        println!("wrk votes, no streams: {}", self.votes_base.notes);
+        println!("wrk votes, streams open: {}", self.votes_live.notes);
+        println!(
+            "wrk healthz, no streams: {}; streams open: {}",
+            self.healthz_base.notes, self.healthz_live.notes
+        );
+        if self.reads_without_stamp > 0 {
+            println!(
+                "{} reads came without a kernel timestamp and were dated when read",
+                self.reads_without_stamp
+            );
+        }
+        if let Some(why) = &self.first_failure {
+            println!("first stream that failed to open: {why}");
+        }
+        println!(
+            "reads of the poll during the flood: {} ok, {} failed, slowest {:.0} ms",
+            self.samples,
+            self.read_failures,
+            self.slowest_read.as_secs_f64() * 1000.0
+        );
+        let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        if failed.is_empty() {
+            println!("verdict: PASS");
+        } else {
+            println!("verdict: FAIL ({})", failed.join(", "));
+        }
+        let ms =
+            |m: Option<Ms>, f: fn(&Ms) -> f64| m.map_or("NA".into(), |m| format!("{:.1}", f(&m)));
+        println!(
+            "result streams={} open={} refused={} failed={} dropped={} rss_kib_per_stream={} \
+             lone_all_p50_ms={} lone_all_p99_ms={} lone_all_max_ms={} lone_each_p50_ms={} lone_each_p99_ms={} lone_each_max_ms={} lone_missed={} \
+             votes_base={:.0} votes_live={:.0} votes_ratio={:.3} healthz_base={:.0} healthz_live={:.0} healthz_ratio={:.3} \
+             stale_p50_ms={} stale_p99_ms={} stale_max_ms={} events_per_s={} pass={}",
+            self.streams,
+            self.opened,
+            self.refused,
+            self.failed,
+            self.dropped,
+            kib.map_or("NA".into(), |k| format!("{k:.1}")),
+            ms(self.lone_all, |m| m.p50),
+            ms(self.lone_all, |m| m.p99),
+            ms(self.lone_all, |m| m.max),
+            ms(self.lone_each, |m| m.p50),
+            ms(self.lone_each, |m| m.p99),
+            ms(self.lone_each, |m| m.max),
+            self.lone_missed,
+            self.votes_base.rate,
+            self.votes_live.rate,
+            votes_ratio,
+            self.healthz_base.rate,
+            self.healthz_live.rate,
+            healthz_ratio,
+            ms(self.stale, |m| m.p50),
+            ms(self.stale, |m| m.p99),
+            ms(self.stale, |m| m.max),
+            self.events_per_second
+                .map_or("NA".into(), |(mean, _, _)| format!("{mean:.1}")),
+            u8::from(failed.is_empty()),
+        );
+    }
+}
+
+fn show_cpu(cpu: Option<CpuUse>) -> String {
+    cpu.map_or("-".into(), |c| {
+        format!(
+            "{:.1}/{:.1}/{:.1} in {:.0} s",
+            c.server, c.tool, c.wrk, c.wall
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<u32> = (1..=100).map(|x| x * 1000).collect();
+        let m = Ms::of(&mut v).unwrap_or_else(|| panic!("none"));
+        assert_eq!((m.p50, m.p99, m.max, m.count), (50.0, 99.0, 100.0, 100));
+        let m = Ms::of(&mut [7000]).unwrap_or_else(|| panic!("none"));
+        assert_eq!((m.p50, m.p99, m.max), (7.0, 7.0, 7.0));
+        assert!(Ms::of(&mut []).is_none());
+    }
+}
