@@ -141,7 +141,13 @@ impl AppError {
     }
 
     fn log(&self) {
-        if self.status.is_server_error() {
+        // A 503 is the server shedding load (streams over their cap) or a
+        // store that is down; the cause is logged and counted where it
+        // arises, not once more per refused request, which under load would
+        // flood the log.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE && self.source.is_none() {
+            tracing::debug!(detail = %self.detail, "service unavailable");
+        } else if self.status.is_server_error() {
             match &self.source {
                 Some(source) => {
                     tracing::error!(status = %self.status, error = ?source, "request failed")
