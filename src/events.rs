@@ -3,7 +3,8 @@
 //! A stream writes the prepared events of `Live` as they are (no
 //! serialisation per reader), in version order, which is also their `id`
 //! order. It sends `retry:` first and a comment as heartbeat when nothing
-//! else was sent for a while. Streams end when the server shuts down.
+//! else was sent for a while. Streams end when the server shuts down (the
+//! hub's pacers stop, and with them every stream).
 //!
 //! Their number is capped twice: overall, below the process's open-file
 //! limit, so that pages and votes always find a file to open; and per address
@@ -33,7 +34,7 @@ use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::WatchStream;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 use crate::error::{ApiResult, AppError};
@@ -209,7 +210,7 @@ fn stream_response(
         retry: Some(retry_line()),
         heartbeat: Box::pin(tokio::time::sleep(state.streams.heartbeat)),
         heartbeat_after: state.streams.heartbeat,
-        shutdown: Box::pin(state.streams.shutdown.clone().cancelled_owned()),
+        last_write: Instant::now(),
         _slot: slot,
     };
     (
@@ -243,17 +244,30 @@ struct LiveFeed {
     /// Events taken from the sources and not yet written, newest first.
     ready: Vec<Arc<Frame>>,
     retry: Option<Bytes>,
+    /// Fires at most `heartbeat_after` after the last write; re-armed only
+    /// when it fires, not at every event, so an event costs no timer work.
     heartbeat: Pin<Box<Sleep>>,
     heartbeat_after: Duration,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    last_write: Instant,
     _slot: StreamSlot,
 }
 
 impl LiveFeed {
     fn sent(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
-        let next = Instant::now() + self.heartbeat_after;
-        self.heartbeat.as_mut().reset(next);
+        self.last_write = Instant::now();
         Poll::Ready(Some(Ok(bytes)))
+    }
+
+    /// Whether a heartbeat is due; if not, the timer is set for when it will be.
+    fn heartbeat_due(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.heartbeat.as_mut().poll(cx).is_ready() {
+            let due = self.last_write + self.heartbeat_after;
+            if due <= Instant::now() {
+                return true;
+            }
+            self.heartbeat.as_mut().reset(due);
+        }
+        false
     }
 }
 
@@ -262,9 +276,6 @@ impl Stream for LiveFeed {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.shutdown.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
         if let Some(retry) = this.retry.take() {
             return Poll::Ready(Some(Ok(retry)));
         }
@@ -274,7 +285,7 @@ impl Stream for LiveFeed {
             for source in &mut this.sources {
                 match source.poll_next_unpin(cx) {
                     Poll::Ready(Some(frame)) => this.ready.push(frame),
-                    // The hub is gone: the server is stopping.
+                    // The hub's pacers have stopped: the server is shutting down.
                     Poll::Ready(None) => return Poll::Ready(None),
                     Poll::Pending => {}
                 }
@@ -285,7 +296,7 @@ impl Stream for LiveFeed {
         if let Some(frame) = this.ready.pop() {
             return this.sent(frame.bytes.clone());
         }
-        if this.heartbeat.as_mut().poll(cx).is_ready() {
+        if this.heartbeat_due(cx) {
             return this.sent(Bytes::from_static(HEARTBEAT));
         }
         Poll::Pending

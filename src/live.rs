@@ -196,8 +196,23 @@ impl<T: Send + Sync + 'static> Topic<T> {
     }
 }
 
+/// The least pause between two events of a topic for each of its readers:
+/// an event costs a write per reader, so the pause grows with the audience,
+/// keeping what the writes cost the server to a bounded share of its time.
+const PAUSE_PER_READER: Duration = Duration::from_micros(40);
+/// The longest pause, whatever the audience: a reader is never much more
+/// than a second behind.
+const LONGEST_PAUSE: Duration = Duration::from_millis(750);
+
+/// The pause after an event seen by `readers` streams.
+fn pause_after(pace: Duration, readers: usize) -> Duration {
+    let by_audience = PAUSE_PER_READER.saturating_mul(u32::try_from(readers).unwrap_or(u32::MAX));
+    by_audience.min(LONGEST_PAUSE).max(pace)
+}
+
 /// Turns states into events: the first change after a quiet spell at once,
-/// then at most one event per `pace`, always ending on the newest state.
+/// then at most one event per pause (`pace`, longer for a large audience),
+/// always ending on the newest state.
 async fn pace_events<T>(
     mut states: watch::Receiver<Arc<T>>,
     events: watch::Sender<Arc<Frame>>,
@@ -213,9 +228,28 @@ async fn pace_events<T>(
         let state = states.borrow_and_update().clone();
         events.send_replace(Arc::new(prepare(&state)));
         // Changes during the pause are folded into the next event.
+        let pause = pause_after(pace, events.receiver_count());
         tokio::select! {
-            () = tokio::time::sleep(pace) => {}
+            () = tokio::time::sleep(pause) => {}
             () = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_grows_with_the_audience_within_bounds() {
+        let pace = Duration::from_millis(250);
+        assert_eq!(pause_after(pace, 0), pace);
+        assert_eq!(pause_after(pace, 1_000), pace);
+        assert_eq!(pause_after(pace, 10_000), Duration::from_millis(400));
+        assert_eq!(pause_after(pace, 19_000), LONGEST_PAUSE);
+        assert_eq!(pause_after(pace, usize::MAX), LONGEST_PAUSE);
+        // A pace set longer than the longest pause is kept.
+        let slow = Duration::from_secs(2);
+        assert_eq!(pause_after(slow, 10_000), slow);
     }
 }
