@@ -2,7 +2,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::ballot::InjectedFaults;
 
 /// Where the database lives when nothing says otherwise.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tribune.db";
@@ -14,8 +17,21 @@ pub struct Config {
     pub content_dir: PathBuf,
     /// Absolute URL the site is reached at, without a trailing slash.
     pub base_url: String,
-    /// Votes one address may cast per poll per hour; `None` turns the cap off.
+    /// Votes one address may cast per poll, and rating changes it may make
+    /// per article, within `address_window`; `None` turns the cap off.
     pub max_votes_per_address: Option<u32>,
+    /// How far back the per-address cap looks; address hashes older than this
+    /// are erased. An hour.
+    pub address_window: Duration,
+    /// How long the answer to a write sent with an `Idempotency-Key` is kept. A day.
+    pub idempotency_window: Duration,
+    /// How often the writer erases what has outlived its window (and at start).
+    pub upkeep_every: Duration,
+    /// How long the writer waits for a lock another process holds before it
+    /// gives up on a batch (and answers it `503`).
+    pub write_lock_wait: Duration,
+    /// Faults to inject into the writer, for tests and drills; `None` in service.
+    pub writer_faults: Option<Arc<InjectedFaults>>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
     /// Configured secret; when `None` one is made once and kept in the database.
@@ -49,6 +65,11 @@ impl Config {
             content_dir: content_dir.into(),
             base_url: format!("http://{bind}"),
             max_votes_per_address: Some(20),
+            address_window: Duration::from_secs(60 * 60),
+            idempotency_window: Duration::from_secs(24 * 60 * 60),
+            upkeep_every: Duration::from_secs(60),
+            write_lock_wait: Duration::from_secs(5),
+            writer_faults: None,
             trusted_proxies: Vec::new(),
             secret: None,
             write_batch: 1024,
