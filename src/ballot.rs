@@ -773,3 +773,201 @@ fn star_slot(counts: &mut [u64; 5], stars: u8) -> Option<&mut u64> {
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::app::AppState;
+    use crate::config::Config;
+
+    const SEED: [u64; 4] = [33, 30, 24, 21];
+
+    /// A server's state on a fresh database, a writer of the test's own on
+    /// another connection, and votes for option 4 failing in SQL.
+    async fn writer() -> (tempfile::TempDir, AppState, Writer, SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let content = concat!(env!("CARGO_MANIFEST_DIR"), "/content");
+        let mut config = Config::new(url, content);
+        config.max_votes_per_address = None;
+        let state = AppState::build(config).await.unwrap().state;
+        sqlx::query(
+            "create trigger no_four before insert on votes when new.option_id = 4
+             begin select raise(abort, 'option four is broken'); end",
+        )
+        .execute(state.db.pool())
+        .await
+        .unwrap();
+        let writer = Writer {
+            db: state.db.clone(),
+            live: state.live.clone(),
+            settings: Arc::new(WriterSettings {
+                max_votes_per_address: None,
+                max_batch: 1024,
+                address_window: Duration::from_secs(3600),
+                idempotency_window: Duration::from_secs(86400),
+                upkeep_every: Duration::from_secs(60),
+                lock_wait: Duration::from_secs(5),
+                faults: None,
+            }),
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        let conn = state
+            .db
+            .writer_connection(Duration::from_secs(5))
+            .await
+            .unwrap();
+        (dir, state, writer, conn)
+    }
+
+    fn reader(n: u8) -> ReaderId {
+        ReaderId::parse(&format!("{n:032x}")).unwrap()
+    }
+
+    fn job(ballot: Ballot) -> (Job, oneshot::Receiver<Result<Receipt, Unavailable>>) {
+        let (reply, receipt) = oneshot::channel();
+        let job = Job {
+            ballot,
+            key: None,
+            reply,
+        };
+        (job, receipt)
+    }
+
+    fn vote(voter: u8, option: u32) -> Ballot {
+        Ballot::Vote {
+            poll: "us-long-term-goals".into(),
+            option: OptionId::try_from(i64::from(option)).unwrap(),
+            voter: reader(voter),
+            address: None,
+        }
+    }
+
+    async fn stored_tallies(state: &AppState) -> Vec<u64> {
+        let mut conn = state.db.pool().acquire().await.unwrap();
+        store::polls::tallies(&mut conn, "us-long-term-goals")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, votes)| votes)
+            .collect()
+    }
+
+    fn counted(tallies: [u64; 4]) -> Option<Result<Receipt, Unavailable>> {
+        Some(Ok(Receipt::Counted {
+            tallies: (1..=4).zip(tallies).collect(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_one_failing_ballot_commits_the_others() {
+        let (_dir, state, writer, mut conn) = writer().await;
+        let (jobs, mut receivers): (Vec<_>, Vec<_>) =
+            [vote(1, 1), vote(2, 4), vote(3, 2), vote(4, 1), vote(5, 3)]
+                .into_iter()
+                .map(job)
+                .unzip();
+        // The last caller has gone: its ballot is not written.
+        receivers.pop();
+        let written = writer.write_batch(&mut conn, &jobs).await.unwrap();
+        let outcomes: Vec<_> = written
+            .outcomes
+            .iter()
+            .map(|o| o.as_ref().map(|r| r.clone().map_err(|_| "unavailable")))
+            .collect();
+        let counted = |t| counted(t).map(|r| r.map_err(|_| "unavailable"));
+        assert_eq!(
+            outcomes,
+            [
+                counted([34, 30, 24, 21]),
+                Some(Err("unavailable")),
+                counted([34, 31, 24, 21]),
+                counted([35, 31, 24, 21]),
+                None,
+            ]
+        );
+        assert_eq!(stored_tallies(&state).await, [35, 31, 24, 21]);
+    }
+
+    /// One ballot of a generated batch.
+    #[derive(Clone, Debug)]
+    enum Test {
+        Vote { voter: u8, option: u32 },
+        Rate { voter: u8, stars: u8 },
+    }
+
+    fn ballots() -> impl Strategy<Value = Vec<Test>> {
+        prop::collection::vec(
+            prop_oneof![
+                (0_u8..6, 1_u32..=4).prop_map(|(voter, option)| Test::Vote { voter, option }),
+                (0_u8..6, 1_u8..=5).prop_map(|(voter, stars)| Test::Rate { voter, stars }),
+            ],
+            1..40,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// A batch gives every ballot the receipt it would get alone, in
+        /// order, and stores exactly what those receipts say.
+        #[test]
+        fn a_batch_is_the_same_as_its_ballots_one_at_a_time(batch in ballots()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (_dir, state, writer, mut conn) = writer().await;
+                let article_id = state.catalog.article("csto-summit-2015").unwrap().id;
+                let (jobs, _receivers): (Vec<_>, Vec<_>) = batch
+                    .iter()
+                    .map(|b| match *b {
+                        Test::Vote { voter, option } => vote(voter, option),
+                        Test::Rate { voter, stars } => Ballot::Rating {
+                            article_id,
+                            voter: reader(voter),
+                            stars: Stars::try_from(i64::from(stars)).unwrap(),
+                            address: None,
+                        },
+                    })
+                    .map(job)
+                    .unzip();
+                let written = writer.write_batch(&mut conn, &jobs).await.unwrap();
+
+                // The reference: one ballot at a time, in memory.
+                let mut tallies = SEED;
+                let mut voted = [false; 6];
+                let mut ratings: [Option<u8>; 6] = [None; 6];
+                for (ballot, outcome) in batch.iter().zip(&written.outcomes) {
+                    let expected = match *ballot {
+                        Test::Vote { option: 4, .. } => Err(()),
+                        Test::Vote { voter, .. } if voted[usize::from(voter)] => Ok(Receipt::AlreadyVoted),
+                        Test::Vote { voter, option } => {
+                            voted[usize::from(voter)] = true;
+                            tallies[option as usize - 1] += 1;
+                            Ok(Receipt::Counted { tallies: (1..=4).zip(tallies).collect() })
+                        }
+                        Test::Rate { voter, stars } => {
+                            ratings[usize::from(voter)] = Some(stars);
+                            let mut counts = [0; 5];
+                            for s in ratings.iter().flatten() {
+                                counts[usize::from(*s) - 1] += 1;
+                            }
+                            Ok(Receipt::Rated { counts })
+                        }
+                    };
+                    let got = outcome.clone().unwrap().map_err(|_| ());
+                    assert_eq!(got, expected, "{ballot:?}");
+                }
+                assert_eq!(stored_tallies(&state).await, tallies);
+                let stored = store::ratings::distribution(state.db.pool(), article_id).await.unwrap();
+                let mut counts = [0; 5];
+                for s in ratings.iter().flatten() {
+                    counts[usize::from(*s) - 1] += 1;
+                }
+                assert_eq!(stored, counts);
+            });
+        }
+    }
+}
