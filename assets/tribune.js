@@ -29,12 +29,30 @@
   };
 
   // fetch as {res, data}; throws only when the network fails.
-  const api = async (method, url, body) => {
+  const api = async (method, url, body, key) => {
+    const headers = { 'content-type': 'application/json', accept: 'application/json' };
+    if (key) headers['idempotency-key'] = key;
     const res = await fetch(url, {
-      method, credentials: 'same-origin', body: body && JSON.stringify(body),
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      method, credentials: 'same-origin', body: body && JSON.stringify(body), headers,
     });
     return { res, data: parse(await res.text()) };
+  };
+  // A vote or rating: sent with a fresh idempotency key and, when the network
+  // fails, sent once more with the same key, so that if the first got through
+  // the server answers it again instead of counting it twice. Throws when
+  // both fail.
+  const freshKey = () => {
+    if (crypto.randomUUID) return crypto.randomUUID(); // secure contexts only
+    return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+  };
+  const write = async (method, url, body) => {
+    const key = freshKey();
+    try {
+      return await api(method, url, body, key);
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return api(method, url, body, key);
+    }
   };
   const problem = ({ res, data }) => (data && (data.detail || data.title)) || `${res.status} ${res.statusText}`;
   const showError = (box, text) => {
@@ -127,9 +145,9 @@
       clearError(box);
       let answer;
       try {
-        answer = await api('POST', `${url}/votes`, { option: Number(choice.value) });
+        answer = await write('POST', `${url}/votes`, { option: Number(choice.value) });
       } catch {
-        form.submit(); // fetch has no network: the plain form may still get through
+        form.submit(); // no network twice: the plain form may still get through
         return;
       }
       // Already voted (say, in another tab), or closed meanwhile: show where
@@ -192,7 +210,7 @@
         pending = null;
         let answer;
         try {
-          answer = await api('PUT', url, { stars });
+          answer = await write('PUT', url, { stars });
         } catch {
           sending = false;
           return form.submit();

@@ -99,6 +99,11 @@ impl AppState {
         let settings = WriterSettings {
             max_votes_per_address: config.max_votes_per_address,
             max_batch: config.write_batch,
+            address_window: config.address_window,
+            idempotency_window: config.idempotency_window,
+            upkeep_every: config.upkeep_every,
+            lock_wait: config.write_lock_wait,
+            faults: config.writer_faults.clone(),
         };
         let (ballots, writer) = BallotBox::start(&db, live.clone(), settings).await?;
         let rate_limit = match config.rate_limit {

@@ -4,27 +4,55 @@
 //! ballot waiting, writes them in one transaction, commits (SQLite with
 //! `synchronous=FULL`: on disk when the commit returns), and only then answers
 //! each one. While a commit is in flight the next ballots queue up, so the
-//! batch grows with the load and one fsync acknowledges many votes. After each
-//! commit it reads back the tallies it touched and publishes them to `Live`.
+//! batch grows with the load and one fsync acknowledges many votes. Each
+//! receipt carries the tallies right after its ballot; after the commit the
+//! batch's last tallies are published to `Live`.
+//!
+//! In the same transaction as its ballot the writer counts the use against the
+//! address's cap (`store::addresses`) and keeps the answer to a ballot sent
+//! with an idempotency key (`crate::idempotency`). A ballot whose caller has
+//! gone (the client hung up, the handler was dropped) before it is written is
+//! not written.
+//!
+//! Faults, and what each one fails:
+//! - a ballot's own SQL error (a constraint, a trigger): that ballot alone. A
+//!   batch is written straight through first; when a ballot fails, the batch
+//!   is rolled back and written again with each ballot in a savepoint of its
+//!   own, so the others are committed and answered as usual;
+//! - the database's (locked by another process, read-only, full, an I/O
+//!   error, a broken connection) or a panic of the writer: the whole batch,
+//!   answered `Unavailable`. The supervisor then drops the connection, waits
+//!   (backing off), opens a fresh one and commits a small write to learn that
+//!   the database can be written again before it takes ballots. Meanwhile
+//!   every ballot is refused at once with `Unavailable` and `is_ready` is false.
+//!
+//! The writer also erases, at start and every `upkeep_every`, the address
+//! uses older than the cap's window and the kept answers older than a day.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::content::PollStatus;
+use crate::idempotency::{Answer, Keyed};
 use crate::live::Live;
 use crate::poll::OptionId;
 use crate::rating::{RatingState, Stars};
 use crate::reader::{AddressHash, ReaderId};
 use crate::store::{self, Db};
 
-/// How long the per-address vote cap looks back.
-const ADDRESS_WINDOW_MS: i64 = 60 * 60 * 1000;
 /// Ballots that may wait for the writer before senders wait too.
 const QUEUE: usize = 16 * 1024;
+/// The first wait before the writer tries again after a fault; it doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub enum Ballot {
@@ -38,20 +66,44 @@ pub enum Ballot {
         article_id: i64,
         voter: ReaderId,
         stars: Stars,
+        address: Option<AddressHash>,
     },
 }
 
-/// What became of a ballot. Every variant but `Counted`/`Rated` changed nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl Ballot {
+    fn voter(&self) -> &ReaderId {
+        match self {
+            Self::Vote { voter, .. } | Self::Rating { voter, .. } => voter,
+        }
+    }
+}
+
+/// What became of a ballot. Only `Counted`, `Rated` and a fresh `Answered` changed anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Receipt {
-    Counted,
-    Rated,
+    /// The vote is counted; the poll's tallies `(option id, votes)` right after it.
+    Counted {
+        tallies: Arc<[(u32, u64)]>,
+    },
+    /// The rating is stored; the article's readers per star right after it.
+    Rated {
+        counts: [u64; 5],
+    },
     AlreadyVoted,
     PollClosed,
-    /// The address has cast its share of votes in this poll this hour.
+    /// The address has cast its share of votes in this poll, or of rating
+    /// changes of this article, this hour.
     AddressLimit {
         retry_after_secs: u64,
     },
+    /// A keyed ballot's answer, kept with its key: just now (`replayed` false,
+    /// the ballot counted) or the first time the key was sent (`replayed`).
+    Answered {
+        answer: Answer,
+        replayed: bool,
+    },
+    /// The idempotency key was sent before with a different request; nothing changed.
+    KeyReused,
 }
 
 /// The ballot could not be stored; nothing was written.
@@ -61,13 +113,8 @@ pub struct Unavailable;
 
 struct Job {
     ballot: Ballot,
+    key: Option<Keyed>,
     reply: oneshot::Sender<Result<Receipt, Unavailable>>,
-}
-
-/// The handle handlers use to cast ballots.
-#[derive(Clone, Debug)]
-pub struct BallotBox {
-    tx: mpsc::Sender<Job>,
 }
 
 impl std::fmt::Debug for Job {
@@ -76,78 +123,404 @@ impl std::fmt::Debug for Job {
     }
 }
 
+impl Job {
+    fn refuse(self) {
+        let _ = self.reply.send(Err(Unavailable));
+    }
+}
+
+/// The handle handlers use to cast ballots.
+#[derive(Clone, Debug)]
+pub struct BallotBox {
+    tx: mpsc::Sender<Job>,
+    ready: Arc<AtomicBool>,
+}
+
 /// Settings of the writer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct WriterSettings {
     pub max_votes_per_address: Option<u32>,
     pub max_batch: usize,
+    /// How far back the per-address cap looks; older address uses are erased.
+    pub address_window: Duration,
+    /// How long answers kept with idempotency keys are kept.
+    pub idempotency_window: Duration,
+    pub upkeep_every: Duration,
+    /// How long a write waits for a lock another process holds.
+    pub lock_wait: Duration,
+    pub faults: Option<Arc<InjectedFaults>>,
 }
 
 impl BallotBox {
-    /// Starts the writer on a connection of its own. It runs until every `BallotBox` is dropped.
+    /// Starts the writer on a connection of its own. It runs until every
+    /// `BallotBox` is dropped; the handle is its supervisor's.
     pub async fn start(
         db: &Db,
         live: Arc<Live>,
         settings: WriterSettings,
     ) -> anyhow::Result<(Self, JoinHandle<()>)> {
-        let conn = db.writer_connection().await?;
+        let conn = db.writer_connection(settings.lock_wait).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(write_loop(conn, rx, live, settings));
-        Ok((Self { tx }, task))
+        let ready = Arc::new(AtomicBool::new(true));
+        let writer = Writer {
+            db: db.clone(),
+            live,
+            settings: Arc::new(settings),
+            ready: ready.clone(),
+        };
+        let task = tokio::spawn(supervise(conn, rx, writer));
+        Ok((Self { tx, ready }, task))
     }
 
-    /// Casts a ballot and waits until it is on disk (or refused).
-    pub async fn cast(&self, ballot: Ballot) -> Result<Receipt, Unavailable> {
+    /// Casts a ballot and waits until it is on disk (or refused). With a
+    /// key, a retry of a ballot already stored gets the answer kept with it.
+    pub async fn cast(&self, ballot: Ballot, key: Option<Keyed>) -> Result<Receipt, Unavailable> {
         let (reply, receipt) = oneshot::channel();
         self.tx
-            .send(Job { ballot, reply })
+            .send(Job { ballot, key, reply })
             .await
             .map_err(|_| Unavailable)?;
         receipt.await.unwrap_or(Err(Unavailable))
     }
+
+    /// Whether the writer can write: false from a fault until it has written again.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
 }
 
-async fn write_loop(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<Job>,
+/// Faults a test or a drill injects into the writer. Each is checked before
+/// every transaction the writer begins, on whatever connection it has.
+#[derive(Debug, Default)]
+pub struct InjectedFaults {
+    read_only: AtomicBool,
+    disk_full: AtomicBool,
+    panic: AtomicBool,
+}
+
+impl InjectedFaults {
+    /// Makes the writer's connection read-only (`PRAGMA query_only`): every
+    /// write fails as SQLite fails on a read-only database, root or not.
+    pub fn set_read_only(&self, on: bool) {
+        self.read_only.store(on, Ordering::Relaxed);
+    }
+
+    /// Fails every transaction as a full disk would (`ENOSPC`), for where a
+    /// small file system cannot be mounted.
+    pub fn set_disk_full(&self, on: bool) {
+        self.disk_full.store(on, Ordering::Relaxed);
+    }
+
+    /// Makes the writer panic once, at its next transaction.
+    pub fn panic_once(&self) {
+        self.panic.store(true, Ordering::Relaxed);
+    }
+
+    async fn before_transaction(&self, conn: &mut SqliteConnection) -> Result<(), Fault> {
+        if self.panic.swap(false, Ordering::Relaxed) {
+            panic!("a panic injected into the writer");
+        }
+        let pragma = if self.read_only.load(Ordering::Relaxed) {
+            "pragma query_only = on"
+        } else {
+            "pragma query_only = off"
+        };
+        sqlx::query(pragma).execute(&mut *conn).await?;
+        if self.disk_full.load(Ordering::Relaxed) {
+            return Err(Fault::Database(
+                std::io::Error::from_raw_os_error(28 /* ENOSPC */).into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a write failed.
+#[derive(Debug)]
+enum Fault {
+    /// This ballot's own: the others may still be written.
+    Ballot(sqlx::Error),
+    /// The database's, or the connection's: nothing can be written now.
+    Database(anyhow::Error),
+}
+
+impl From<sqlx::Error> for Fault {
+    fn from(error: sqlx::Error) -> Self {
+        // SQLite's primary result codes (the low byte of the extended code)
+        // for what a statement itself did wrong: an error in it (1), too big
+        // (18), a constraint or trigger (19), a type mismatch (20), a bad
+        // parameter (25). Everything else (busy, locked, read-only, I/O,
+        // full, corrupt, cannot open…) and every error that is not SQLite's
+        // is the database's.
+        let own = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 1 | 18 | 19 | 20 | 25));
+        if own {
+            Self::Ballot(error)
+        } else {
+            Self::Database(error.into())
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ballot(error) => write!(f, "{error}"),
+            Self::Database(error) => write!(f, "{error:#}"),
+        }
+    }
+}
+
+/// How a writer session ended.
+enum Stop {
+    /// Every `BallotBox` is gone and the queue is empty.
+    Closed,
+    /// A fault of the database; `wrote` says whether the session had written.
+    Fault { wrote: bool },
+}
+
+#[derive(Clone)]
+struct Writer {
+    db: Db,
     live: Arc<Live>,
-    settings: WriterSettings,
-) {
-    let max_batch = settings.max_batch.max(1);
-    let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let result = write_batch(&mut conn, &batch, &live, settings).await;
-        match result {
-            Ok(receipts) => {
-                publish(&mut conn, &batch, &receipts, &live).await;
-                for (job, receipt) in batch.drain(..).zip(receipts) {
-                    let _ = job.reply.send(Ok(receipt));
+    settings: Arc<WriterSettings>,
+    ready: Arc<AtomicBool>,
+}
+
+/// Runs writer sessions until the queue closes: each on a connection of its
+/// own, in a task of its own, so that a session that fails or panics is
+/// followed by a fresh one after a wait, with every ballot meanwhile refused.
+async fn supervise(first: SqliteConnection, rx: mpsc::Receiver<Job>, writer: Writer) {
+    // A session holds the queue's lock for its life; a panic releases it.
+    let rx = Arc::new(Mutex::new(rx));
+    let mut conn = Some(first);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let session = tokio::spawn(writer.clone().session(conn.take(), rx.clone()));
+        match session.await {
+            Ok(Stop::Closed) => break,
+            Ok(Stop::Fault { wrote }) => {
+                if wrote {
+                    backoff = FIRST_BACKOFF;
                 }
             }
             Err(error) => {
-                tracing::error!(%error, ballots = batch.len(), "could not store a batch of ballots");
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(Unavailable));
+                tracing::error!(%error, "the ballot writer died; starting it again");
+            }
+        }
+        writer.set_ready(false);
+        let mut queue = rx.lock().await;
+        if refusing(&mut queue, tokio::time::sleep(backoff))
+            .await
+            .is_none()
+        {
+            break;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    tracing::debug!("ballot box closed");
+}
+
+/// Runs `work` while answering every ballot that arrives meanwhile with
+/// `Unavailable`; `None` when every sender is gone.
+async fn refusing<F: Future>(rx: &mut mpsc::Receiver<Job>, work: F) -> Option<F::Output> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return Some(output),
+            job = rx.recv() => job?.refuse(),
+        }
+    }
+}
+
+impl Writer {
+    fn set_ready(&self, ready: bool) {
+        let was = self.ready.swap(ready, Ordering::Relaxed);
+        if ready && !was {
+            tracing::info!("the ballot writer can write again");
+        }
+    }
+
+    async fn session(
+        self,
+        conn: Option<SqliteConnection>,
+        rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    ) -> Stop {
+        let mut rx = rx.lock_owned().await;
+        let mut conn = match conn {
+            Some(conn) => conn,
+            None => match refusing(&mut rx, self.reconnect()).await {
+                None => return Stop::Closed,
+                Some(Ok(conn)) => conn,
+                Some(Err(fault)) => {
+                    tracing::warn!(error = %fault, "the ballot writer still cannot write");
+                    return Stop::Fault { wrote: false };
+                }
+            },
+        };
+        self.set_ready(true);
+        let max_batch = self.settings.max_batch.max(1);
+        let mut batch = Vec::with_capacity(max_batch);
+        let mut upkeep = tokio::time::interval(self.settings.upkeep_every);
+        upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = upkeep.tick() => {
+                    if let Err(fault) = self.upkeep(&mut conn).await {
+                        tracing::error!(error = %fault, "could not erase expired address uses and keys");
+                        if matches!(fault, Fault::Database(_)) {
+                            return Stop::Fault { wrote: true };
+                        }
+                    }
+                }
+                received = rx.recv_many(&mut batch, max_batch) => {
+                    if received == 0 {
+                        let _ = conn.close().await;
+                        return Stop::Closed;
+                    }
+                    match self.write_batch(&mut conn, &batch).await {
+                        Ok(written) => {
+                            self.publish(&written);
+                            for (job, outcome) in batch.drain(..).zip(written.outcomes) {
+                                if let Some(outcome) = outcome {
+                                    let _ = job.reply.send(outcome);
+                                }
+                            }
+                        }
+                        Err(fault) => {
+                            tracing::error!(error = %fault, ballots = batch.len(), "could not store a batch of ballots");
+                            batch.drain(..).for_each(Job::refuse);
+                            return Stop::Fault { wrote: true };
+                        }
+                    }
                 }
             }
         }
     }
-    let _ = conn.close().await;
-    tracing::debug!("ballot box closed");
-}
 
-/// Writes a batch in one transaction; the receipts are valid only once it returns `Ok`.
-async fn write_batch(
-    conn: &mut SqliteConnection,
-    batch: &[Job],
-    live: &Live,
-    settings: WriterSettings,
-) -> sqlx::Result<Vec<Receipt>> {
-    let now = store::now_millis();
-    let now_time = time::OffsetDateTime::now_utc();
-    let mut tx = conn.begin_with("begin immediate").await?;
-    let mut receipts = Vec::with_capacity(batch.len());
-    for job in batch {
+    /// A fresh connection, once a small write on it has committed.
+    async fn reconnect(&self) -> Result<SqliteConnection, Fault> {
+        let mut conn = self
+            .db
+            .writer_connection(self.settings.lock_wait)
+            .await
+            .map_err(Fault::Database)?;
+        self.before_transaction(&mut conn).await?;
+        let mut tx = conn.begin_with("begin immediate").await?;
+        store::checks::check_writable(&mut tx, store::now_millis()).await?;
+        tx.commit().await?;
+        Ok(conn)
+    }
+
+    async fn before_transaction(&self, conn: &mut SqliteConnection) -> Result<(), Fault> {
+        match &self.settings.faults {
+            Some(faults) => faults.before_transaction(conn).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Erases address uses past the cap's window and answers past theirs.
+    async fn upkeep(&self, conn: &mut SqliteConnection) -> Result<(), Fault> {
+        let now = store::now_millis();
+        self.before_transaction(conn).await?;
+        let mut tx = conn.begin_with("begin immediate").await?;
+        let addresses =
+            store::addresses::erase_before(&mut tx, now - millis(self.settings.address_window))
+                .await?;
+        let answers = store::idempotency::erase_before(
+            &mut tx,
+            now - millis(self.settings.idempotency_window),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::debug!(
+            addresses,
+            answers,
+            "erased expired address uses and kept answers"
+        );
+        Ok(())
+    }
+
+    /// Writes a batch in one transaction; the receipts are valid only once it returns `Ok`.
+    async fn write_batch(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: &[Job],
+    ) -> Result<Written, Fault> {
+        self.before_transaction(conn).await?;
+        let mut tx = conn.begin_with("begin immediate").await?;
+        let mut written = Written::default();
+        match self.write_all(&mut tx, batch, &mut written, false).await {
+            Ok(()) => {}
+            Err(Fault::Ballot(error)) => {
+                tracing::warn!(%error, "a ballot failed; writing its batch again one ballot at a time");
+                tx.rollback().await?;
+                tx = conn.begin_with("begin immediate").await?;
+                written = Written::default();
+                self.write_all(&mut tx, batch, &mut written, true).await?;
+            }
+            Err(fault) => return Err(fault),
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// Writes every ballot whose caller still waits; with `each_alone`, each in
+    /// a savepoint, so that one that fails is rolled back and answered alone.
+    async fn write_all(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: &[Job],
+        written: &mut Written,
+        each_alone: bool,
+    ) -> Result<(), Fault> {
+        let now = Now::new();
+        for job in batch {
+            // Nobody would hear the receipt, and a retry would count it again.
+            if job.reply.is_closed() {
+                written.outcomes.push(None);
+                continue;
+            }
+            if !each_alone {
+                let receipt = self.write_one(conn, job, written, &now).await?;
+                written.outcomes.push(Some(Ok(receipt)));
+                continue;
+            }
+            let mut savepoint = conn.begin().await?;
+            match self.write_one(&mut savepoint, job, written, &now).await {
+                Ok(receipt) => {
+                    savepoint.commit().await?;
+                    written.outcomes.push(Some(Ok(receipt)));
+                }
+                Err(Fault::Ballot(error)) => {
+                    // If the error took the whole transaction with it, this fails too.
+                    savepoint.rollback().await?;
+                    tracing::error!(%error, ballot = ?job.ballot, "could not store a ballot");
+                    written.outcomes.push(Some(Err(Unavailable)));
+                }
+                Err(fault) => return Err(fault),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one ballot. What it learns about tallies goes into `written`
+    /// only once all of its statements have succeeded.
+    async fn write_one(
+        &self,
+        conn: &mut SqliteConnection,
+        job: &Job,
+        written: &mut Written,
+        now: &Now,
+    ) -> Result<Receipt, Fault> {
+        if let Some(key) = &job.key
+            && let Some(receipt) = earlier_answer(conn, key, job.ballot.voter()).await?
+        {
+            return Ok(receipt);
+        }
         let receipt = match &job.ballot {
             Ballot::Vote {
                 poll,
@@ -155,111 +528,446 @@ async fn write_batch(
                 voter,
                 address,
             } => {
-                let open = live
+                let open = self
+                    .live
                     .poll(poll)
-                    .is_some_and(|p| p.status_at(now_time) == crate::content::PollStatus::Open);
+                    .is_some_and(|p| p.status_at(now.time) == PollStatus::Open);
                 if !open {
-                    Receipt::PollClosed
-                } else if let Some(limit) =
-                    over_address_limit(&mut tx, poll, voter, address.as_ref(), settings, now)
-                        .await?
-                {
-                    limit
-                } else if store::polls::insert_vote(
-                    &mut tx,
-                    poll,
-                    option.get(),
-                    voter.as_str(),
-                    address.as_ref().map(|a| &a.0[..]),
-                    now,
-                )
-                .await?
-                {
-                    Receipt::Counted
-                } else {
-                    Receipt::AlreadyVoted
+                    return Ok(Receipt::PollClosed);
                 }
+                let scope = format!("poll:{poll}");
+                if let Some(limit) = self
+                    .over_address_limit(conn, &scope, address.as_ref(), now)
+                    .await?
+                {
+                    // A reader who already voted hears that, not that the address is busy.
+                    if store::polls::has_voted(conn, poll, voter.as_str()).await? {
+                        return Ok(Receipt::AlreadyVoted);
+                    }
+                    return Ok(limit);
+                }
+                let before = written.tallies(conn, poll).await?;
+                if !store::polls::insert_vote(conn, poll, option.get(), voter.as_str(), now.millis)
+                    .await?
+                {
+                    return Ok(Receipt::AlreadyVoted);
+                }
+                self.record_use(conn, &scope, address.as_ref(), now).await?;
+                let tallies: Arc<[(u32, u64)]> = before
+                    .iter()
+                    .map(|&(id, votes)| (id, votes + u64::from(id == option.get())))
+                    .collect();
+                let receipt = Receipt::Counted {
+                    tallies: tallies.clone(),
+                };
+                let receipt = keep_answer(conn, job, receipt, now).await?;
+                written.polls.insert(poll.clone(), tallies);
+                receipt
             }
             Ballot::Rating {
                 article_id,
                 voter,
                 stars,
+                address,
             } => {
+                let scope = format!("rating:{article_id}");
+                if let Some(limit) = self
+                    .over_address_limit(conn, &scope, address.as_ref(), now)
+                    .await?
+                {
+                    return Ok(limit);
+                }
+                let mut counts = written.counts(conn, *article_id).await?;
+                let earlier = store::ratings::stars_of(conn, *article_id, voter.as_str()).await?;
                 store::ratings::upsert_rating(
-                    &mut tx,
+                    conn,
                     *article_id,
                     voter.as_str(),
                     stars.get(),
-                    now,
+                    now.millis,
                 )
                 .await?;
-                Receipt::Rated
+                self.record_use(conn, &scope, address.as_ref(), now).await?;
+                if let Some(slot) = earlier.and_then(|s| star_slot(&mut counts, s)) {
+                    *slot = slot.saturating_sub(1);
+                }
+                if let Some(slot) = star_slot(&mut counts, stars.get()) {
+                    *slot += 1;
+                }
+                let receipt = keep_answer(conn, job, Receipt::Rated { counts }, now).await?;
+                written.ratings.insert(*article_id, counts);
+                receipt
             }
         };
-        receipts.push(receipt);
+        Ok(receipt)
     }
-    tx.commit().await?;
-    Ok(receipts)
+
+    /// `Some(receipt)` when the address has used up its share of `scope` in the window.
+    async fn over_address_limit(
+        &self,
+        conn: &mut SqliteConnection,
+        scope: &str,
+        address: Option<&AddressHash>,
+        now: &Now,
+    ) -> sqlx::Result<Option<Receipt>> {
+        let (Some(limit), Some(address)) = (self.settings.max_votes_per_address, address) else {
+            return Ok(None);
+        };
+        let window = millis(self.settings.address_window);
+        let (count, oldest) =
+            store::addresses::uses_since(conn, scope, &address.0, now.millis - window).await?;
+        if count < limit {
+            return Ok(None);
+        }
+        let free_at = oldest.unwrap_or(now.millis) + window;
+        let retry_after_secs = u64::try_from((free_at - now.millis).max(0) / 1000 + 1).unwrap_or(1);
+        Ok(Some(Receipt::AddressLimit { retry_after_secs }))
+    }
+
+    /// Counts a use against the address's cap (only while there is a cap).
+    async fn record_use(
+        &self,
+        conn: &mut SqliteConnection,
+        scope: &str,
+        address: Option<&AddressHash>,
+        now: &Now,
+    ) -> sqlx::Result<()> {
+        match (self.settings.max_votes_per_address, address) {
+            (Some(_), Some(address)) => {
+                store::addresses::record_use(conn, scope, &address.0, now.millis).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Publishes the batch's last tallies of what it changed.
+    fn publish(&self, written: &Written) {
+        for (poll, tallies) in &written.polls {
+            if let Some(current) = self.live.poll(poll) {
+                self.live.publish_poll(current.with_tallies(tallies));
+            }
+        }
+        for (&article_id, &counts) in &written.ratings {
+            self.live
+                .publish_rating(article_id, RatingState::new(counts));
+        }
+    }
 }
 
-/// `Some(receipt)` when the address has used up its votes in this poll this hour.
-async fn over_address_limit(
+/// The answer kept with the ballot's key, if it was sent before: the same
+/// request gets it again; another request is refused.
+async fn earlier_answer(
     conn: &mut SqliteConnection,
-    poll: &str,
+    key: &Keyed,
     voter: &ReaderId,
-    address: Option<&AddressHash>,
-    settings: WriterSettings,
-    now: i64,
-) -> sqlx::Result<Option<Receipt>> {
-    let (Some(limit), Some(address)) = (settings.max_votes_per_address, address) else {
+) -> Result<Option<Receipt>, Fault> {
+    let by_address = key.by_address.unwrap_or(key.id);
+    let kept = store::idempotency::find(conn, &key.id, &by_address).await?;
+    // An answer kept under the address is this reader's only if it made them this reader.
+    let Some(kept) = kept
+        .into_iter()
+        .find(|k| k.id == key.id || k.reader == voter.as_str())
+    else {
         return Ok(None);
     };
-    let (count, oldest) =
-        store::polls::votes_from_address_since(conn, poll, &address.0, now - ADDRESS_WINDOW_MS)
-            .await?;
-    if count < limit {
-        return Ok(None);
+    if kept.request != key.request {
+        return Ok(Some(Receipt::KeyReused));
     }
-    // A reader who already voted hears that, not that the address is busy.
-    if store::polls::has_voted(conn, poll, voter.as_str()).await? {
-        return Ok(Some(Receipt::AlreadyVoted));
-    }
-    let free_at = oldest.unwrap_or(now) + ADDRESS_WINDOW_MS;
-    let retry_after_secs = u64::try_from((free_at - now).max(0) / 1000 + 1).unwrap_or(1);
-    Ok(Some(Receipt::AddressLimit { retry_after_secs }))
+    let answer = Answer {
+        status: u16::try_from(kept.status)
+            .ok()
+            .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+            .unwrap_or(axum::http::StatusCode::OK),
+        body: kept.body.into(),
+        reader: ReaderId::parse(&kept.reader).unwrap_or_else(|| voter.clone()),
+    };
+    Ok(Some(Receipt::Answered {
+        answer,
+        replayed: true,
+    }))
 }
 
-/// Reads back what the batch changed and publishes it.
-async fn publish(conn: &mut SqliteConnection, batch: &[Job], receipts: &[Receipt], live: &Live) {
-    let mut polls = BTreeSet::new();
-    let mut articles = BTreeSet::new();
-    for (job, receipt) in batch.iter().zip(receipts) {
-        match (&job.ballot, receipt) {
-            (Ballot::Vote { poll, .. }, Receipt::Counted) => {
-                polls.insert(poll.clone());
-            }
-            (Ballot::Rating { article_id, .. }, Receipt::Rated) => {
-                articles.insert(*article_id);
-            }
-            _ => {}
+/// For a keyed ballot that changed something, phrases its answer and keeps it with the key.
+async fn keep_answer(
+    conn: &mut SqliteConnection,
+    job: &Job,
+    receipt: Receipt,
+    now: &Now,
+) -> Result<Receipt, Fault> {
+    let Some(key) = &job.key else {
+        return Ok(receipt);
+    };
+    let (status, body) = (key.phrase)(&receipt);
+    let voter = job.ballot.voter();
+    let kept = store::idempotency::KeptAnswer {
+        id: key.id.to_vec(),
+        request: key.request.clone(),
+        status: i64::from(status.as_u16()),
+        body: body.to_vec(),
+        reader: voter.as_str().to_owned(),
+    };
+    store::idempotency::keep(conn, &kept, now.millis).await?;
+    Ok(Receipt::Answered {
+        answer: Answer {
+            status,
+            body,
+            reader: voter.clone(),
+        },
+        replayed: false,
+    })
+}
+
+/// The time a batch is written at.
+struct Now {
+    millis: i64,
+    time: time::OffsetDateTime,
+}
+
+impl Now {
+    fn new() -> Self {
+        Self {
+            millis: store::now_millis(),
+            time: time::OffsetDateTime::now_utc(),
         }
     }
-    for poll in polls {
-        match store::polls::tallies(conn, &poll).await {
-            Ok(tallies) => {
-                if let Some(current) = live.poll(&poll) {
-                    live.publish_poll(current.with_tallies(&tallies));
+}
+
+/// What a batch wrote: each ballot's outcome (`None`: its caller had gone,
+/// and it was not written), and the last tallies of what it changed.
+#[derive(Default)]
+struct Written {
+    outcomes: Vec<Option<Result<Receipt, Unavailable>>>,
+    polls: HashMap<Arc<str>, Arc<[(u32, u64)]>>,
+    ratings: HashMap<i64, [u64; 5]>,
+}
+
+impl Written {
+    /// A poll's tallies as this batch has them, read in the transaction at first.
+    async fn tallies(
+        &self,
+        conn: &mut SqliteConnection,
+        poll: &str,
+    ) -> sqlx::Result<Arc<[(u32, u64)]>> {
+        if let Some(tallies) = self.polls.get(poll) {
+            return Ok(tallies.clone());
+        }
+        Ok(store::polls::tallies(conn, poll).await?.into())
+    }
+
+    /// An article's readers per star as this batch has them.
+    async fn counts(&self, conn: &mut SqliteConnection, article_id: i64) -> sqlx::Result<[u64; 5]> {
+        if let Some(counts) = self.ratings.get(&article_id) {
+            return Ok(*counts);
+        }
+        store::ratings::distribution(conn, article_id).await
+    }
+}
+
+/// The count of readers who gave `stars` (index 0 is one star).
+fn star_slot(counts: &mut [u64; 5], stars: u8) -> Option<&mut u64> {
+    usize::from(stars)
+        .checked_sub(1)
+        .and_then(|i| counts.get_mut(i))
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::app::AppState;
+    use crate::config::Config;
+
+    const SEED: [u64; 4] = [33, 30, 24, 21];
+
+    /// A server's state on a fresh database, a writer of the test's own on
+    /// another connection, and votes for option 4 failing in SQL.
+    async fn writer() -> (tempfile::TempDir, AppState, Writer, SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let content = concat!(env!("CARGO_MANIFEST_DIR"), "/content");
+        let mut config = Config::new(url, content);
+        config.max_votes_per_address = None;
+        let state = AppState::build(config).await.unwrap().state;
+        sqlx::query(
+            "create trigger no_four before insert on votes when new.option_id = 4
+             begin select raise(abort, 'option four is broken'); end",
+        )
+        .execute(state.db.pool())
+        .await
+        .unwrap();
+        let writer = Writer {
+            db: state.db.clone(),
+            live: state.live.clone(),
+            settings: Arc::new(WriterSettings {
+                max_votes_per_address: None,
+                max_batch: 1024,
+                address_window: Duration::from_secs(3600),
+                idempotency_window: Duration::from_secs(86400),
+                upkeep_every: Duration::from_secs(60),
+                lock_wait: Duration::from_secs(5),
+                faults: None,
+            }),
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        let conn = state
+            .db
+            .writer_connection(Duration::from_secs(5))
+            .await
+            .unwrap();
+        (dir, state, writer, conn)
+    }
+
+    fn reader(n: u8) -> ReaderId {
+        ReaderId::parse(&format!("{n:032x}")).unwrap()
+    }
+
+    fn job(ballot: Ballot) -> (Job, oneshot::Receiver<Result<Receipt, Unavailable>>) {
+        let (reply, receipt) = oneshot::channel();
+        let job = Job {
+            ballot,
+            key: None,
+            reply,
+        };
+        (job, receipt)
+    }
+
+    fn vote(voter: u8, option: u32) -> Ballot {
+        Ballot::Vote {
+            poll: "us-long-term-goals".into(),
+            option: OptionId::try_from(i64::from(option)).unwrap(),
+            voter: reader(voter),
+            address: None,
+        }
+    }
+
+    async fn stored_tallies(state: &AppState) -> Vec<u64> {
+        let mut conn = state.db.pool().acquire().await.unwrap();
+        store::polls::tallies(&mut conn, "us-long-term-goals")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, votes)| votes)
+            .collect()
+    }
+
+    fn counted(tallies: [u64; 4]) -> Option<Result<Receipt, Unavailable>> {
+        Some(Ok(Receipt::Counted {
+            tallies: (1..=4).zip(tallies).collect(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_one_failing_ballot_commits_the_others() {
+        let (_dir, state, writer, mut conn) = writer().await;
+        let (jobs, mut receivers): (Vec<_>, Vec<_>) =
+            [vote(1, 1), vote(2, 4), vote(3, 2), vote(4, 1), vote(5, 3)]
+                .into_iter()
+                .map(job)
+                .unzip();
+        // The last caller has gone: its ballot is not written.
+        receivers.pop();
+        let written = writer.write_batch(&mut conn, &jobs).await.unwrap();
+        let outcomes: Vec<_> = written
+            .outcomes
+            .iter()
+            .map(|o| o.as_ref().map(|r| r.clone().map_err(|_| "unavailable")))
+            .collect();
+        let counted = |t| counted(t).map(|r| r.map_err(|_| "unavailable"));
+        assert_eq!(
+            outcomes,
+            [
+                counted([34, 30, 24, 21]),
+                Some(Err("unavailable")),
+                counted([34, 31, 24, 21]),
+                counted([35, 31, 24, 21]),
+                None,
+            ]
+        );
+        assert_eq!(stored_tallies(&state).await, [35, 31, 24, 21]);
+    }
+
+    /// One ballot of a generated batch.
+    #[derive(Clone, Debug)]
+    enum Test {
+        Vote { voter: u8, option: u32 },
+        Rate { voter: u8, stars: u8 },
+    }
+
+    fn ballots() -> impl Strategy<Value = Vec<Test>> {
+        prop::collection::vec(
+            prop_oneof![
+                (0_u8..6, 1_u32..=4).prop_map(|(voter, option)| Test::Vote { voter, option }),
+                (0_u8..6, 1_u8..=5).prop_map(|(voter, stars)| Test::Rate { voter, stars }),
+            ],
+            1..40,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// A batch gives every ballot the receipt it would get alone, in
+        /// order, and stores exactly what those receipts say.
+        #[test]
+        fn a_batch_is_the_same_as_its_ballots_one_at_a_time(batch in ballots()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (_dir, state, writer, mut conn) = writer().await;
+                let article_id = state.catalog.article("csto-summit-2015").unwrap().id;
+                let (jobs, _receivers): (Vec<_>, Vec<_>) = batch
+                    .iter()
+                    .map(|b| match *b {
+                        Test::Vote { voter, option } => vote(voter, option),
+                        Test::Rate { voter, stars } => Ballot::Rating {
+                            article_id,
+                            voter: reader(voter),
+                            stars: Stars::try_from(i64::from(stars)).unwrap(),
+                            address: None,
+                        },
+                    })
+                    .map(job)
+                    .unzip();
+                let written = writer.write_batch(&mut conn, &jobs).await.unwrap();
+
+                // The reference: one ballot at a time, in memory.
+                let mut tallies = SEED;
+                let mut voted = [false; 6];
+                let mut ratings: [Option<u8>; 6] = [None; 6];
+                for (ballot, outcome) in batch.iter().zip(&written.outcomes) {
+                    let expected = match *ballot {
+                        Test::Vote { option: 4, .. } => Err(()),
+                        Test::Vote { voter, .. } if voted[usize::from(voter)] => Ok(Receipt::AlreadyVoted),
+                        Test::Vote { voter, option } => {
+                            voted[usize::from(voter)] = true;
+                            tallies[option as usize - 1] += 1;
+                            Ok(Receipt::Counted { tallies: (1..=4).zip(tallies).collect() })
+                        }
+                        Test::Rate { voter, stars } => {
+                            ratings[usize::from(voter)] = Some(stars);
+                            let mut counts = [0; 5];
+                            for s in ratings.iter().flatten() {
+                                counts[usize::from(*s) - 1] += 1;
+                            }
+                            Ok(Receipt::Rated { counts })
+                        }
+                    };
+                    let got = outcome.clone().unwrap().map_err(|_| ());
+                    assert_eq!(got, expected, "{ballot:?}");
                 }
-            }
-            Err(error) => tracing::error!(%error, %poll, "could not read back a poll's tallies"),
-        }
-    }
-    for article_id in articles {
-        match store::ratings::distribution(&mut *conn, article_id).await {
-            Ok(counts) => live.publish_rating(article_id, RatingState::new(counts)),
-            Err(error) => {
-                tracing::error!(%error, article_id, "could not read back an article's ratings")
-            }
+                assert_eq!(stored_tallies(&state).await, tallies);
+                let stored = store::ratings::distribution(state.db.pool(), article_id).await.unwrap();
+                let mut counts = [0; 5];
+                for s in ratings.iter().flatten() {
+                    counts[usize::from(*s) - 1] += 1;
+                }
+                assert_eq!(stored, counts);
+            });
         }
     }
 }

@@ -2,8 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ballot::InjectedFaults;
 use crate::proxy::TrustedProxies;
 
 /// Where the database lives when nothing says otherwise.
@@ -16,12 +18,25 @@ pub struct Config {
     pub content_dir: PathBuf,
     /// Absolute URL the site is reached at, without a trailing slash.
     pub base_url: String,
-    /// Votes one address may cast per poll per hour; `None` turns the cap off.
+    /// Votes one address may cast per poll, and rating changes it may make
+    /// per article, within `address_window`; `None` turns the cap off.
     pub max_votes_per_address: Option<u32>,
     /// Peers whose `X-Forwarded-For` is believed: addresses and CIDR ranges.
     pub trusted_proxies: TrustedProxies,
     /// Requests per second one address may make; `None` turns the limit off.
     pub rate_limit: Option<u32>,
+    /// How far back the per-address cap looks; address hashes older than this
+    /// are erased. An hour.
+    pub address_window: Duration,
+    /// How long the answer to a write sent with an `Idempotency-Key` is kept. A day.
+    pub idempotency_window: Duration,
+    /// How often the writer erases what has outlived its window (and at start).
+    pub upkeep_every: Duration,
+    /// How long the writer waits for a lock another process holds before it
+    /// gives up on a batch (and answers it `503`).
+    pub write_lock_wait: Duration,
+    /// Faults to inject into the writer, for tests and drills; `None` in service.
+    pub writer_faults: Option<Arc<InjectedFaults>>,
     /// Configured secret; when `None` one is made once and kept in the database.
     pub secret: Option<String>,
     /// Most votes and ratings committed in one transaction.
@@ -55,6 +70,11 @@ impl Config {
             max_votes_per_address: Some(20),
             trusted_proxies: TrustedProxies::default(),
             rate_limit: None,
+            address_window: Duration::from_secs(60 * 60),
+            idempotency_window: Duration::from_secs(24 * 60 * 60),
+            upkeep_every: Duration::from_secs(60),
+            write_lock_wait: Duration::from_secs(5),
+            writer_faults: None,
             secret: None,
             write_batch: 1024,
             max_streams_per_address: Some(64),

@@ -1,4 +1,5 @@
-//! Health for operators: alive, and ready (the database answers).
+//! Health for operators: alive, and ready (the database answers and the
+//! ballot writer can write).
 
 use axum::Router;
 use axum::extract::State;
@@ -6,7 +7,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use crate::app::AppState;
-use crate::store::Db;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -18,10 +18,12 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(db): State<Db>) -> (StatusCode, &'static str) {
-    if db.ping().await {
-        (StatusCode::OK, "ready\n")
-    } else {
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if !state.db.ping().await {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+    } else if !state.ballots.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "votes cannot be stored\n")
+    } else {
+        (StatusCode::OK, "ready\n")
     }
 }

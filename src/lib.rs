@@ -21,6 +21,7 @@ pub mod events;
 pub mod guard;
 pub mod health;
 pub mod i18n;
+pub mod idempotency;
 pub mod live;
 pub mod poll;
 pub mod proxy;

@@ -28,7 +28,8 @@ impl ReaderId {
         Self(uuid::Uuid::new_v4().simple().to_string())
     }
 
-    fn parse(value: &str) -> Option<Self> {
+    /// A reader id as a cookie or the database holds it; `None` if it is not one.
+    pub fn parse(value: &str) -> Option<Self> {
         let id = uuid::Uuid::try_parse(value).ok()?;
         Some(Self(id.simple().to_string()))
     }
@@ -49,6 +50,11 @@ pub fn identify_or_issue(jar: SignedCookieJar, secure: bool) -> (SignedCookieJar
         return (jar, reader);
     }
     let reader = ReaderId::fresh();
+    (give_cookie(jar, &reader, secure), reader)
+}
+
+/// Sets the cookie that makes the client `reader` (replacing one set earlier in this answer).
+pub fn give_cookie(jar: SignedCookieJar, reader: &ReaderId, secure: bool) -> SignedCookieJar {
     let cookie = Cookie::build((COOKIE, reader.0.clone()))
         .path("/")
         .http_only(true)
@@ -56,7 +62,7 @@ pub fn identify_or_issue(jar: SignedCookieJar, secure: bool) -> (SignedCookieJar
         .secure(secure)
         .max_age(COOKIE_MAX_AGE)
         .build();
-    (jar.add(cookie), reader)
+    jar.add(cookie)
 }
 
 /// The keys derived from the server secret.
@@ -64,6 +70,7 @@ pub fn identify_or_issue(jar: SignedCookieJar, secure: bool) -> (SignedCookieJar
 pub struct Keys {
     pub cookie: Key,
     address: [u8; 32],
+    idempotency: [u8; 32],
 }
 
 impl Keys {
@@ -80,16 +87,24 @@ impl Keys {
         Self {
             cookie: Key::from(&cookie),
             address: blake3::derive_key("tribune 2026 address hashing", secret),
+            idempotency: blake3::derive_key("tribune 2026 idempotency keys", secret),
         }
+    }
+
+    /// The id an idempotency key is kept under: a keyed hash of whose it is
+    /// (`owner`) and the key, so neither is stored and one client's key
+    /// never finds another's answer.
+    pub fn idempotency_id(&self, owner: &[u8], key: &str) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.idempotency);
+        hasher.update(&(owner.len() as u64).to_le_bytes());
+        hasher.update(owner);
+        hasher.update(key.as_bytes());
+        *hasher.finalize().as_bytes()
     }
 
     /// The hash of the address's network (see `network_of`).
     pub fn hash_address(&self, ip: IpAddr) -> AddressHash {
-        let bytes = match network_of(ip) {
-            IpAddr::V4(v4) => v4.octets().to_vec(),
-            IpAddr::V6(v6) => v6.octets().to_vec(),
-        };
-        AddressHash(*blake3::keyed_hash(&self.address, &bytes).as_bytes())
+        AddressHash(*blake3::keyed_hash(&self.address, &network_bytes(ip)).as_bytes())
     }
 }
 
@@ -115,6 +130,14 @@ pub fn network_of(ip: IpAddr) -> IpAddr {
             let prefix = v6.to_bits() & !((1_u128 << 64) - 1);
             IpAddr::V6(std::net::Ipv6Addr::from_bits(prefix))
         }
+    }
+}
+
+/// The bytes of the address's network (see `network_of`).
+pub fn network_bytes(ip: IpAddr) -> Vec<u8> {
+    match network_of(ip) {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
     }
 }
 

@@ -828,6 +828,71 @@ async fn voting_with_javascript_stays_on_the_page() {
     browser.finish().await;
 }
 
+/// When the answer to a vote or a rating is lost (the network fails after the
+/// server got it), the script sends it once more with the same idempotency
+/// key: the server answers it again, and nothing is counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_retried_with_the_same_key_and_counted_once() {
+    let Some((browser, app)) = open_article(Js::On).await else {
+        return;
+    };
+    let driver = &browser.driver;
+    // The first answer to each write reaches the server and is then lost.
+    browser
+        .js("const real = window.fetch;
+             window.tribuneKeys = [];
+             const lost = new Set();
+             window.fetch = async (url, init) => {
+               const key = init && init.headers && init.headers['idempotency-key'];
+               if (key) window.tribuneKeys.push([init.method, key]);
+               const res = await real(url, init);
+               if (key && !lost.has(init.method)) {
+                 lost.add(init.method);
+                 await res.text();
+                 throw new TypeError('Failed to fetch');
+               }
+               return res;
+             };
+             return null;")
+        .await;
+
+    let radio = choose_option(driver, 2).await;
+    press_submit(&radio, "Vote").await;
+    wait_for_results(
+        driver,
+        "the results with option 2 marked, after a retry",
+        &strings(&AFTER_VOTE_FOR_2),
+        Some(OPTION_2),
+    )
+    .await;
+    assert_eq!(
+        common::tallies(&app.poll_json(&reqwest::Client::new()).await),
+        [33, 31, 24, 21],
+        "counted once"
+    );
+
+    let star = driver
+        .find(By::Css("form input[name=stars][value=\"3\"]"))
+        .await
+        .unwrap();
+    click_label(driver, &star).await;
+    wait_for_rating(driver, "the rating of 3, after a retry", "(1 vote)", 3).await;
+    let rating = app.rating_json(&reqwest::Client::new()).await;
+    assert_eq!(rating["count"], 1);
+
+    let keys = browser.js("return window.tribuneKeys;").await;
+    let keys: Vec<(String, String)> = serde_json::from_value(keys).unwrap();
+    assert_eq!(keys.len(), 4, "each write sent twice: {keys:?}");
+    assert_eq!(keys[0], keys[1], "the vote retried with its key: {keys:?}");
+    assert_eq!(
+        keys[2], keys[3],
+        "the rating retried with its key: {keys:?}"
+    );
+    assert_ne!(keys[0].1, keys[2].1, "a fresh key for each write");
+    browser.assert_no_console_errors("while retrying").await;
+    browser.finish().await;
+}
+
 /// Without JavaScript, the form posts, the server sends the reader back to
 /// the poll, and the page shows the results with the choice marked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::SignedCookieJar;
+use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{OptionId, PollState};
@@ -15,6 +16,7 @@ use crate::api::{ApiBody, ApiJson, personal};
 use crate::app::AppState;
 use crate::ballot::{Ballot, Receipt};
 use crate::error::{ApiError, ApiResult, AppError, Result};
+use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
 use crate::reader::{self, ClientAddress};
 use crate::store;
 
@@ -47,29 +49,81 @@ fn find_poll(state: &AppState, id: &str) -> Result<Arc<PollState>> {
         .ok_or_else(|| AppError::not_found("poll"))
 }
 
-/// Casts a vote; `Ok` only once it is counted and on disk.
+/// A vote counted, as the routes answer it.
+enum Cast {
+    /// Counted just now; the poll's tallies right after it.
+    Counted {
+        jar: SignedCookieJar,
+        tallies: Arc<[(u32, u64)]>,
+    },
+    /// A vote sent with an idempotency key: the answer kept with the key,
+    /// given just now or the first time (`replayed`).
+    Answered {
+        jar: SignedCookieJar,
+        answer: Answer,
+        replayed: bool,
+    },
+}
+
+/// The body of `201` to a vote for `option`: the results right after it.
+fn vote_body(poll: &PollState, option: OptionId, tallies: &[(u32, u64)]) -> Bytes {
+    let results = poll.with_tallies(tallies).results(Some(option.get()));
+    serde_json::to_vec(&results).unwrap_or_default().into()
+}
+
+/// Casts a vote; `Ok` only once it is counted and on disk (or, with a key,
+/// was counted before).
 async fn cast_vote(
     state: &AppState,
-    poll: &PollState,
+    poll: &Arc<PollState>,
     option: OptionId,
     jar: SignedCookieJar,
     address: ClientAddress,
-) -> Result<(SignedCookieJar, reader::ReaderId)> {
+    key: Option<&IdempotencyKey>,
+) -> Result<Cast> {
     if !poll.has_option(option) {
         return Err(AppError::unprocessable(
             "no-such-option",
             format!("This poll has no option {}.", option.get()),
         ));
     }
-    let (jar, voter) = reader::identify_or_issue(jar, state.config.secure_cookies());
+    let secure = state.config.secure_cookies();
+    let known = reader::identify(&jar);
+    let (jar, voter) = reader::identify_or_issue(jar, secure);
+    let keyed = key.map(|key| {
+        let poll = poll.clone();
+        Keyed::new(
+            key,
+            &state.keys,
+            known.as_ref(),
+            address.0,
+            format!(
+                "POST /api/v1/polls/{}/votes option={}",
+                poll.id,
+                option.get()
+            ),
+            Box::new(move |receipt| match receipt {
+                Receipt::Counted { tallies } => {
+                    (StatusCode::CREATED, vote_body(&poll, option, tallies))
+                }
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
+            }),
+        )
+    });
     let ballot = Ballot::Vote {
         poll: poll.id.clone(),
         option,
         voter: voter.clone(),
         address: address.0.map(|ip| state.keys.hash_address(ip)),
     };
-    match state.ballots.cast(ballot).await {
-        Ok(Receipt::Counted) => Ok((jar, voter)),
+    match state.ballots.cast(ballot, keyed).await {
+        Ok(Receipt::Counted { tallies }) => Ok(Cast::Counted { jar, tallies }),
+        Ok(Receipt::Answered { answer, replayed }) => Ok(Cast::Answered {
+            jar: answer.cookie(jar, &voter, secure),
+            answer,
+            replayed,
+        }),
+        Ok(Receipt::KeyReused) => Err(idempotency::reused()),
         Ok(Receipt::AlreadyVoted) => Err(AppError::conflict(
             "already-voted",
             "You have already voted in this poll.",
@@ -79,7 +133,7 @@ async fn cast_vote(
             "Too many votes have come from your network in this poll for now. Please try again later.",
             retry_after_secs,
         )),
-        Ok(Receipt::Rated) | Err(_) => Err(AppError::unavailable(
+        Ok(Receipt::Rated { .. }) | Err(_) => Err(AppError::unavailable(
             "Your vote could not be stored. Please try again.",
         )),
     }
@@ -112,9 +166,12 @@ async fn vote_form(
             AppError::unprocessable("no-such-option", "That is not an option of this poll.")
                 .with_back(back.clone())
         })?;
-    let (jar, _) = cast_vote(&state, &poll, option, jar, address)
+    let jar = match cast_vote(&state, &poll, option, jar, address, None)
         .await
-        .map_err(|e| e.with_back(back.clone()))?;
+        .map_err(|e| e.with_back(back.clone()))?
+    {
+        Cast::Counted { jar, .. } | Cast::Answered { jar, .. } => jar,
+    };
     Ok((jar, Redirect::to(&back)).into_response())
 }
 
@@ -138,31 +195,43 @@ async fn poll_results(
     ))
 }
 
-/// `POST /api/v1/polls/{poll}/votes` with `{"option": N}`: 201 and the results.
+/// `POST /api/v1/polls/{poll}/votes` with `{"option": N}`: 201 and the
+/// results right after the vote. With an `Idempotency-Key`, a retry gets
+/// the first answer again.
 async fn vote_api(
     State(state): State<AppState>,
     Path(poll): Path<String>,
     jar: SignedCookieJar,
     address: ClientAddress,
+    headers: HeaderMap,
     body: std::result::Result<ApiJson<VoteRequest>, ApiError>,
 ) -> ApiResult<Response> {
     // An unknown poll is a 404, whatever the body.
     let poll = find_poll(&state, &poll).map_err(ApiError)?;
     let ApiJson(request) = body?;
-    let (jar, _voter) = cast_vote(&state, &poll, request.option, jar, address).await?;
-    // Read the state after our own commit: it includes this vote.
-    let results = state
-        .live
-        .poll(&poll.id)
-        .unwrap_or(poll)
-        .results(Some(request.option.get()));
-    let location = HeaderValue::from_str(&format!("/api/v1/polls/{}", results.id))
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let cast = cast_vote(&state, &poll, request.option, jar, address, key.as_ref()).await?;
+    let (status, body, jar, replayed) = match cast {
+        Cast::Counted { jar, tallies } => (
+            StatusCode::CREATED,
+            vote_body(&poll, request.option, &tallies),
+            jar,
+            false,
+        ),
+        Cast::Answered {
+            jar,
+            answer,
+            replayed,
+        } => (answer.status, answer.body, jar, replayed),
+    };
+    let location = HeaderValue::from_str(&format!("/api/v1/polls/{}", poll.id))
         .unwrap_or(HeaderValue::from_static("/"));
     Ok((
-        StatusCode::CREATED,
+        status,
         jar,
         [(header::LOCATION, location)],
-        personal(true, axum::Json(results)),
+        AppendHeaders(Answer::replayed_header(replayed)),
+        personal(true, idempotency::json_body(body)),
     )
         .into_response())
 }

@@ -5,18 +5,21 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::SignedCookieJar;
+use bytes::Bytes;
 use serde::Deserialize;
 
-use super::Stars;
+use super::{RatingState, Stars};
 use crate::api::{ApiBody, ApiJson, personal};
 use crate::app::AppState;
 use crate::article::Article;
 use crate::ballot::{Ballot, Receipt};
 use crate::error::{ApiError, ApiResult, AppError, Result};
-use crate::reader;
+use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
+use crate::reader::{self, ClientAddress};
 use crate::store;
 
 pub fn routes() -> Router<AppState> {
@@ -52,22 +55,76 @@ fn find_article(state: &AppState, slug: &str) -> Result<Arc<Article>> {
         .ok_or_else(|| AppError::not_found("article"))
 }
 
-/// Records a reader's rating, replacing their earlier one; `Ok` once it is on disk.
+/// A rating stored, as the routes answer it.
+enum Rated {
+    /// Stored just now; the article's readers per star right after it.
+    Now {
+        jar: SignedCookieJar,
+        counts: [u64; 5],
+    },
+    /// A rating sent with an idempotency key: the answer kept with the key,
+    /// given just now or the first time (`replayed`).
+    Answered {
+        jar: SignedCookieJar,
+        answer: Answer,
+        replayed: bool,
+    },
+}
+
+/// The body of `200` to a rating: the article's rating right after it.
+fn rating_body(slug: &str, stars: Stars, counts: [u64; 5]) -> Bytes {
+    let summary = RatingState::new(counts).summary(slug, Some(stars.get()));
+    serde_json::to_vec(&summary).unwrap_or_default().into()
+}
+
+/// Records a reader's rating, replacing their earlier one; `Ok` once it is
+/// on disk (or, with a key, was stored before).
 async fn rate(
     state: &AppState,
     article: &Article,
     stars: Stars,
     jar: SignedCookieJar,
-) -> Result<(SignedCookieJar, reader::ReaderId)> {
-    let (jar, voter) = reader::identify_or_issue(jar, state.config.secure_cookies());
+    address: ClientAddress,
+    key: Option<&IdempotencyKey>,
+) -> Result<Rated> {
+    let secure = state.config.secure_cookies();
+    let known = reader::identify(&jar);
+    let (jar, voter) = reader::identify_or_issue(jar, secure);
+    let keyed = key.map(|key| {
+        let slug = article.slug.to_string();
+        Keyed::new(
+            key,
+            &state.keys,
+            known.as_ref(),
+            address.0,
+            format!("PUT /api/v1/articles/{slug}/rating stars={}", stars.get()),
+            Box::new(move |receipt| match receipt {
+                Receipt::Rated { counts } => (StatusCode::OK, rating_body(&slug, stars, *counts)),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
+            }),
+        )
+    });
     let ballot = Ballot::Rating {
         article_id: article.id,
         voter: voter.clone(),
         stars,
+        address: address.0.map(|ip| state.keys.hash_address(ip)),
     };
-    match state.ballots.cast(ballot).await {
-        Ok(Receipt::Rated) => Ok((jar, voter)),
-        _ => Err(AppError::unavailable(
+    match state.ballots.cast(ballot, keyed).await {
+        Ok(Receipt::Rated { counts }) => Ok(Rated::Now { jar, counts }),
+        Ok(Receipt::Answered { answer, replayed }) => Ok(Rated::Answered {
+            jar: answer.cookie(jar, &voter, secure),
+            answer,
+            replayed,
+        }),
+        Ok(Receipt::KeyReused) => Err(idempotency::reused()),
+        Ok(Receipt::AddressLimit { retry_after_secs }) => Err(AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-ratings",
+            "Too many ratings of this article have come from your network for now. Please try again later.",
+        )
+        .with_retry_after(retry_after_secs)),
+        Ok(_) | Err(_) => Err(AppError::unavailable(
             "Your rating could not be stored. Please try again.",
         )),
     }
@@ -78,6 +135,7 @@ async fn rate_form(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     jar: SignedCookieJar,
+    address: ClientAddress,
     form: std::result::Result<axum::Form<RatingForm>, FormRejection>,
 ) -> Result<Response> {
     let article = find_article(&state, &slug)?;
@@ -102,9 +160,12 @@ async fn rate_form(
             )
             .with_back(back.clone())
         })?;
-    let (jar, _) = rate(&state, &article, stars, jar)
+    let jar = match rate(&state, &article, stars, jar, address, None)
         .await
-        .map_err(|e| e.with_back(back.clone()))?;
+        .map_err(|e| e.with_back(back.clone()))?
+    {
+        Rated::Now { jar, .. } | Rated::Answered { jar, .. } => jar,
+    };
     Ok((jar, Redirect::to(&back)).into_response())
 }
 
@@ -129,20 +190,40 @@ async fn rating_api(
     Ok(personal(reader.is_some(), axum::Json(summary)))
 }
 
-/// `PUT /api/v1/articles/{slug}/rating` with `{"stars": N}`: 200 and the rating.
+/// `PUT /api/v1/articles/{slug}/rating` with `{"stars": N}`: 200 and the
+/// rating right after it. With an `Idempotency-Key`, a retry gets the first
+/// answer again.
 async fn rate_api(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     jar: SignedCookieJar,
+    address: ClientAddress,
+    headers: HeaderMap,
     body: std::result::Result<ApiJson<RatingRequest>, ApiError>,
 ) -> ApiResult<Response> {
     // An unknown article is a 404, whatever the body.
     let article = find_article(&state, &slug)?;
     let ApiJson(request) = body?;
-    let (jar, _) = rate(&state, &article, request.stars, jar).await?;
-    let summary = state
-        .live
-        .rating(article.id)
-        .summary(&article.slug, Some(request.stars.get()));
-    Ok((jar, personal(true, axum::Json(summary))).into_response())
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let rated = rate(&state, &article, request.stars, jar, address, key.as_ref()).await?;
+    let (status, body, jar, replayed) = match rated {
+        Rated::Now { jar, counts } => (
+            StatusCode::OK,
+            rating_body(&article.slug, request.stars, counts),
+            jar,
+            false,
+        ),
+        Rated::Answered {
+            jar,
+            answer,
+            replayed,
+        } => (answer.status, answer.body, jar, replayed),
+    };
+    Ok((
+        status,
+        jar,
+        AppendHeaders(Answer::replayed_header(replayed)),
+        personal(true, idempotency::json_body(body)),
+    )
+        .into_response())
 }

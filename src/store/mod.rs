@@ -3,8 +3,11 @@
 //! Reads go through a small pool; writes of votes and ratings go through the
 //! ballot box's own connection (see `crate::ballot`), so SQLite sees one writer.
 
+pub mod addresses;
 pub mod articles;
+pub mod checks;
 pub mod export;
+pub mod idempotency;
 pub mod polls;
 pub mod ratings;
 
@@ -67,9 +70,12 @@ impl Db {
         &self.pool
     }
 
-    /// A connection of its own for the single writer.
-    pub async fn writer_connection(&self) -> anyhow::Result<SqliteConnection> {
-        self.options
+    /// A connection of its own for the single writer, which waits at most
+    /// `lock_wait` for a lock another process holds.
+    pub async fn writer_connection(&self, lock_wait: Duration) -> anyhow::Result<SqliteConnection> {
+        (*self.options)
+            .clone()
+            .busy_timeout(lock_wait)
             .connect()
             .await
             .context("cannot open the writer connection")

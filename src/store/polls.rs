@@ -212,17 +212,15 @@ pub async fn insert_vote(
     poll: &str,
     option: u32,
     voter: &str,
-    address_hash: Option<&[u8]>,
     cast_at: i64,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        r"insert into votes (poll_id, option_id, voter, address_hash, cast_at) values (?, ?, ?, ?, ?)
+        r"insert into votes (poll_id, option_id, voter, cast_at) values (?, ?, ?, ?)
           on conflict (poll_id, voter) do nothing",
     )
     .bind(poll)
     .bind(option)
     .bind(voter)
-    .bind(address_hash)
     .bind(cast_at)
     .execute(conn)
     .await?;
@@ -238,23 +236,4 @@ pub async fn has_voted(conn: &mut SqliteConnection, poll: &str, voter: &str) -> 
             .fetch_optional(conn)
             .await?;
     Ok(found.is_some())
-}
-
-/// Votes from one address in a poll since `since`, and when the oldest of them was cast.
-pub async fn votes_from_address_since(
-    conn: &mut SqliteConnection,
-    poll: &str,
-    address_hash: &[u8],
-    since: i64,
-) -> sqlx::Result<(u32, Option<i64>)> {
-    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-        r"select count(*), min(cast_at) from votes
-           where poll_id = ? and address_hash = ? and cast_at > ?",
-    )
-    .bind(poll)
-    .bind(address_hash)
-    .bind(since)
-    .fetch_one(conn)
-    .await?;
-    Ok((count.max(0) as u32, oldest))
 }

@@ -66,6 +66,21 @@ pub async fn reader_rating(
     Ok(stars.and_then(|s| u8::try_from(s).ok()))
 }
 
+/// The stars a reader gave an article, read inside the writer's transaction.
+pub async fn stars_of(
+    conn: &mut SqliteConnection,
+    article_id: i64,
+    voter: &str,
+) -> sqlx::Result<Option<u8>> {
+    let stars: Option<i64> =
+        sqlx::query_scalar(r"select stars from ratings where article_id = ? and voter = ?")
+            .bind(article_id)
+            .bind(voter)
+            .fetch_optional(conn)
+            .await?;
+    Ok(stars.and_then(|s| u8::try_from(s).ok()))
+}
+
 /// Records a reader's rating, replacing the one they gave before.
 pub async fn upsert_rating(
     conn: &mut SqliteConnection,
