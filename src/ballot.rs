@@ -47,6 +47,7 @@ use crate::poll::OptionId;
 use crate::rating::{RatingState, Stars};
 use crate::reader::{AddressHash, ReaderId};
 use crate::store::{self, Db};
+use crate::telemetry::metrics;
 
 /// Ballots that may wait for the writer before senders wait too.
 const QUEUE: usize = 16 * 1024;
@@ -75,6 +76,30 @@ impl Ballot {
         match self {
             Self::Vote { voter, .. } | Self::Rating { voter, .. } => voter,
         }
+    }
+
+    /// `vote` or `rating`, for the metrics.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Vote { .. } => "vote",
+            Self::Rating { .. } => "rating",
+        }
+    }
+}
+
+/// What became of a ballot, as the metrics name it.
+fn outcome_label(outcome: &Result<Receipt, Unavailable>) -> &'static str {
+    match outcome {
+        Ok(Receipt::Counted { .. } | Receipt::Rated { .. }) => "accepted",
+        Ok(Receipt::Answered {
+            replayed: false, ..
+        }) => "accepted",
+        Ok(Receipt::Answered { replayed: true, .. }) => "replayed",
+        Ok(Receipt::AlreadyVoted) => "already_voted",
+        Ok(Receipt::PollClosed) => "poll_closed",
+        Ok(Receipt::AddressLimit { .. }) => "address_limit",
+        Ok(Receipt::KeyReused) => "key_reused",
+        Err(Unavailable) => "unavailable",
     }
 }
 
@@ -381,17 +406,24 @@ impl Writer {
                         let _ = conn.close().await;
                         return Stop::Closed;
                     }
-                    match self.write_batch(&mut conn, &batch).await {
+                    let started = std::time::Instant::now();
+                    let result = self.write_batch(&mut conn, &batch).await;
+                    metrics::batch_written(batch.len(), started.elapsed(), result.is_ok());
+                    match result {
                         Ok(written) => {
                             self.publish(&written);
                             for (job, outcome) in batch.drain(..).zip(written.outcomes) {
                                 if let Some(outcome) = outcome {
+                                    metrics::ballot(job.ballot.kind(), outcome_label(&outcome));
                                     let _ = job.reply.send(outcome);
                                 }
                             }
                         }
                         Err(fault) => {
                             tracing::error!(error = %fault, ballots = batch.len(), "could not store a batch of ballots");
+                            for job in &batch {
+                                metrics::ballot(job.ballot.kind(), "unavailable");
+                            }
                             batch.drain(..).for_each(Job::refuse);
                             return Stop::Fault { wrote: true };
                         }

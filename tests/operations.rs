@@ -23,7 +23,7 @@ fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 #[tokio::test]
-async fn metrics_count_requests_and_streams() {
+async fn metrics_count_requests_streams_and_ballots() {
     let app = TestApp::spawn().await;
     let reader = app.reader();
     assert_eq!(app.vote(&reader, 1).await, StatusCode::CREATED);

@@ -148,3 +148,17 @@ pub fn open_streams(change: f64) {
 pub fn stream_refused(reason: &'static str) {
     metrics::counter!("tribune_streams_refused_total", "reason" => reason).increment(1);
 }
+
+/// A ballot answered by the writer: `kind` is `vote` or `rating`, `outcome`
+/// `accepted`, `replayed`, or the reason it was refused.
+pub fn ballot(kind: &'static str, outcome: &'static str) {
+    metrics::counter!("tribune_ballots_total", "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// A batch the writer wrote (or failed to): its size, and how long its
+/// transaction took up to the commit on disk.
+pub fn batch_written(ballots: usize, took: Duration, committed: bool) {
+    metrics::histogram!("tribune_write_batch_size").record(ballots as f64);
+    let outcome = if committed { "committed" } else { "failed" };
+    metrics::histogram!("tribune_commit_seconds", "outcome" => outcome).record(took.as_secs_f64());
+}
