@@ -1,14 +1,16 @@
 //! The command line of `tribune`: serve, import, export and backup.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_DATABASE_URL, normalise_base_url};
+pub use crate::export::ExportFormat;
+use crate::export::Exported;
 use crate::telemetry::LogFormat;
-use crate::{content, store};
+use crate::{content, progress, store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,12 +52,6 @@ pub enum Command {
     },
     /// Write a consistent copy of the live database to PATH.
     Backup { path: PathBuf },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ExportFormat {
-    Csv,
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -121,23 +117,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
-        Some(Command::Export { poll, format }) => {
-            let db = store::Db::open(&cli.database_url).await?;
-            let export = store::export::poll_export(&db, &poll)
-                .await?
-                .with_context(|| format!("no poll with id {poll:?}"))?;
-            let text = match format {
-                ExportFormat::Csv => export.to_csv(),
-                ExportFormat::Json => serde_json::to_string_pretty(&export)? + "\n",
-            };
-            print!("{text}");
-            db.close().await;
-            Ok(())
-        }
+        Some(Command::Export { poll, format }) => export(&cli.database_url, &poll, format).await,
         Some(Command::Backup { path }) => {
             store::backup(&cli.database_url, &path).await?;
             println!("backed up to {}", path.display());
             Ok(())
+        }
+    }
+}
+
+/// Streams the export to stdout. A bar on stderr shows the votes written
+/// when stderr is a terminal and stdout is not: on a terminal the rows
+/// themselves show the progress, and the bar would be drawn over them.
+async fn export(database_url: &str, poll: &str, format: ExportFormat) -> anyhow::Result<()> {
+    let db = store::Db::open(database_url).await?;
+    let bar = progress::bar(
+        0,
+        progress::VOTES,
+        "exporting",
+        !std::io::stdout().is_terminal(),
+    );
+    let exported =
+        crate::export::export_poll(&db, poll, format, std::io::stdout(), bar.clone()).await;
+    db.close().await;
+    match exported {
+        Ok(Some(Exported::Complete { .. })) => {
+            bar.finish();
+            Ok(())
+        }
+        // The reader has what it wanted (`| head`): not an error.
+        Ok(Some(Exported::OutputClosed { .. })) => {
+            bar.abandon();
+            Ok(())
+        }
+        Ok(None) => {
+            bar.finish_and_clear();
+            anyhow::bail!("no poll with id {poll:?}")
+        }
+        Err(e) => {
+            bar.abandon();
+            Err(e)
         }
     }
 }

@@ -75,6 +75,20 @@ impl Db {
             .context("cannot open the writer connection")
     }
 
+    /// A connection of its own for one long read, an export. Its sorts spill
+    /// to temporary files rather than memory, whatever this SQLite was built
+    /// with; its statements are not logged, since a streamed query takes as
+    /// long as its reader, and a "slow statement" warning would be noise.
+    pub async fn export_connection(&self) -> anyhow::Result<SqliteConnection> {
+        (*self.options)
+            .clone()
+            .pragma("temp_store", "file")
+            .disable_statement_logging()
+            .connect()
+            .await
+            .context("cannot open a connection for the export")
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
