@@ -118,11 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Export { poll, format }) => export(&cli.database_url, &poll, format).await,
-        Some(Command::Backup { path }) => {
-            store::backup(&cli.database_url, &path).await?;
-            println!("backed up to {}", path.display());
-            Ok(())
-        }
+        Some(Command::Backup { path }) => backup(&cli.database_url, &path).await,
     }
 }
 
@@ -153,6 +149,46 @@ async fn export(database_url: &str, poll: &str, format: ExportFormat) -> anyhow:
         Ok(None) => {
             bar.finish_and_clear();
             anyhow::bail!("no poll with id {poll:?}")
+        }
+        Err(e) => {
+            bar.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// Writes the backup; on a terminal, a bar on stderr shows the copy's size
+/// on disk as it grows, against the source's size.
+async fn backup(database_url: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let backup = store::Backup::prepare(database_url, path).await?;
+    let bar = progress::bar(backup.bytes_estimate(), progress::BYTES, "backing up", true);
+    let copying = backup.run();
+    tokio::pin!(copying);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    // Ends when the copy does.
+    let copied = loop {
+        tokio::select! {
+            copied = &mut copying => break copied,
+            _ = tick.tick(), if !bar.is_hidden() => {
+                if let Ok(meta) = tokio::fs::metadata(path).await {
+                    // The estimate is the source's pages in use; a copy that
+                    // outgrows it moves the end of the bar, never past it.
+                    let size = meta.len();
+                    if size > bar.length().unwrap_or(0) {
+                        bar.set_length(size);
+                    }
+                    bar.set_position(size);
+                }
+            }
+        }
+    };
+    match copied {
+        Ok(size) => {
+            bar.set_length(size);
+            bar.set_position(size);
+            bar.finish();
+            println!("backed up to {}", path.display());
+            Ok(())
         }
         Err(e) => {
             bar.abandon();
