@@ -216,7 +216,7 @@ run_growth() {
         "$BENCH_DIR/prefill.sh" "$db" "$POLL" "$size" | sed 's/^/   /'
         local bytes t0 t1 restart_ms
         # The database and its WAL, which may not exist.
-        bytes=$({ stat -c %s "$db" "$db-wal" 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }')
+        bytes=$({ stat -c %s "$db" "$db-wal" 2>/dev/null || true; } | awk '{ s += $1 } END { printf "%.0f\n", s }')
         echo "   database $(mib $((bytes / 1024))) MiB"
         t0=$(date +%s%N)
         start_tribune "$name" "$PORT" "$CPUS_SERVER"
