@@ -82,16 +82,17 @@ start_tribune() {
     wait_ready "http://127.0.0.1:$port/readyz" "$TRIBUNE_PID" "$dir/log"
 }
 
-# wait_ready URL PID LOG: waits up to 30 s for URL to answer 200.
+# wait_ready URL PID LOG: waits up to 30 s for URL to answer 200, asking
+# every 10 ms (votes.sh --prefill times restarts with it).
 wait_ready() {
     local url=$1 pid=$2 log=$3 i
-    for i in $(seq 300); do
+    for i in $(seq 3000); do
         if curl -sf -o /dev/null "$url"; then return 0; fi
         if ! kill -0 "$pid" 2>/dev/null; then
             cat "$log" >&2
             die "the server exited before it was ready"
         fi
-        sleep 0.1
+        sleep 0.01
     done
     cat "$log" >&2
     die "$url not ready after 30 s"

@@ -1,15 +1,17 @@
 //! The command line of `tribune`: serve, import, export and backup.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_DATABASE_URL, normalise_base_url};
+pub use crate::export::ExportFormat;
+use crate::export::Exported;
 use crate::proxy::{ProxyRange, TrustedProxies};
 use crate::telemetry::LogFormat;
-use crate::{content, store};
+use crate::{content, progress, store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,12 +53,6 @@ pub enum Command {
     },
     /// Write a consistent copy of the live database to PATH.
     Backup { path: PathBuf },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ExportFormat {
-    Csv,
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -126,23 +122,82 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
-        Some(Command::Export { poll, format }) => {
-            let db = store::Db::open(&cli.database_url).await?;
-            let export = store::export::poll_export(&db, &poll)
-                .await?
-                .with_context(|| format!("no poll with id {poll:?}"))?;
-            let text = match format {
-                ExportFormat::Csv => export.to_csv(),
-                ExportFormat::Json => serde_json::to_string_pretty(&export)? + "\n",
-            };
-            print!("{text}");
-            db.close().await;
+        Some(Command::Export { poll, format }) => export(&cli.database_url, &poll, format).await,
+        Some(Command::Backup { path }) => backup(&cli.database_url, &path).await,
+    }
+}
+
+/// Streams the export to stdout. A bar on stderr shows the votes written
+/// when stderr is a terminal and stdout is not: on a terminal the rows
+/// themselves show the progress, and the bar would be drawn over them.
+async fn export(database_url: &str, poll: &str, format: ExportFormat) -> anyhow::Result<()> {
+    let db = store::Db::open(database_url).await?;
+    let bar = progress::bar(
+        0,
+        progress::VOTES,
+        "exporting",
+        !std::io::stdout().is_terminal(),
+    );
+    let exported =
+        crate::export::export_poll(&db, poll, format, std::io::stdout(), bar.clone()).await;
+    db.close().await;
+    match exported {
+        Ok(Some(Exported::Complete { .. })) => {
+            bar.finish();
             Ok(())
         }
-        Some(Command::Backup { path }) => {
-            store::backup(&cli.database_url, &path).await?;
+        // The reader has what it wanted (`| head`): not an error.
+        Ok(Some(Exported::OutputClosed { .. })) => {
+            bar.abandon();
+            Ok(())
+        }
+        Ok(None) => {
+            bar.finish_and_clear();
+            anyhow::bail!("no poll with id {poll:?}")
+        }
+        Err(e) => {
+            bar.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// Writes the backup; on a terminal, a bar on stderr shows the copy's size
+/// on disk as it grows, against the source's size.
+async fn backup(database_url: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let backup = store::Backup::prepare(database_url, path).await?;
+    let bar = progress::bar(backup.bytes_estimate(), progress::BYTES, "backing up", true);
+    let copying = backup.run();
+    tokio::pin!(copying);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    // Ends when the copy does.
+    let copied = loop {
+        tokio::select! {
+            copied = &mut copying => break copied,
+            _ = tick.tick(), if !bar.is_hidden() => {
+                if let Ok(meta) = tokio::fs::metadata(path).await {
+                    // The estimate is the source's pages in use; a copy that
+                    // outgrows it moves the end of the bar, never past it.
+                    let size = meta.len();
+                    if size > bar.length().unwrap_or(0) {
+                        bar.set_length(size);
+                    }
+                    bar.set_position(size);
+                }
+            }
+        }
+    };
+    match copied {
+        Ok(size) => {
+            bar.set_length(size);
+            bar.set_position(size);
+            bar.finish();
             println!("backed up to {}", path.display());
             Ok(())
+        }
+        Err(e) => {
+            bar.abandon();
+            Err(e)
         }
     }
 }

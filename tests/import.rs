@@ -131,11 +131,14 @@ async fn a_broken_file_is_refused_with_its_name_line_and_reason_and_changes_noth
     let app = TestApp::spawn().await;
     assert_eq!(app.vote(&app.reader(), 1).await, StatusCode::CREATED);
     let (dir, url) = app.stop().await;
-    let before =
-        tribune::store::export::poll_export(&tribune::store::Db::open(&url).await.unwrap(), POLL)
-            .await
-            .unwrap()
-            .unwrap();
+    let db = tribune::store::Db::open(&url).await.unwrap();
+    let mut conn = db.pool().acquire().await.unwrap();
+    let before = tribune::store::export::poll_tallies(&mut conn, POLL)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    db.close().await;
 
     for (case, text, reason, line) in broken_cases() {
         let content = content_with(&[]);

@@ -1,130 +1,105 @@
-//! `tribune export`: a poll's tallies and its anonymised votes.
+//! What `tribune export` reads: a poll's tallies and its anonymised votes, as
+//! a stream. The document itself is written by `crate::export`.
 
-use serde::Serialize;
-use sqlx::Row;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use futures_util::{Stream, StreamExt};
+use sqlx::sqlite::SqliteConnection;
 
-use super::Db;
-
-#[derive(Debug, Serialize)]
-pub struct PollExport {
-    pub poll: String,
+/// A poll's question and its options' counts, in display order.
+#[derive(Debug)]
+pub struct PollTallies {
     pub question: String,
-    pub total_votes: u64,
-    pub options: Vec<ExportedOption>,
-    /// Every vote cast here, oldest first: when, and for what. No reader, no address.
-    pub votes: Vec<ExportedVote>,
+    pub options: Vec<OptionCounts>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ExportedOption {
+#[derive(Debug)]
+pub struct OptionCounts {
     pub id: u32,
     pub label: String,
     /// Starting tally imported from the content file.
-    pub imported_votes: u64,
+    pub seed_votes: u64,
+    /// Votes cast here (kept by a trigger, so it equals the poll's vote rows).
     pub cast_votes: u64,
-    pub votes: u64,
-    pub percent: u8,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ExportedVote {
-    pub cast_at: String,
+/// One vote as exported: when, and for what. No reader, no address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CastVote {
+    /// Unix milliseconds.
+    pub cast_at: i64,
     pub option: u32,
 }
 
-pub async fn poll_export(db: &Db, poll: &str) -> sqlx::Result<Option<PollExport>> {
+pub async fn poll_tallies(
+    conn: &mut SqliteConnection,
+    poll: &str,
+) -> sqlx::Result<Option<PollTallies>> {
     let Some(question) =
         sqlx::query_scalar::<_, String>(r"select question from polls where id = ?")
             .bind(poll)
-            .fetch_optional(db.pool())
+            .fetch_optional(&mut *conn)
             .await?
     else {
         return Ok(None);
     };
-    let rows = sqlx::query(
+    let options = sqlx::query_as::<_, (i64, String, i64, i64)>(
         r"select option_id, label, seed_votes, cast_votes from poll_options where poll_id = ? order by position",
     )
     .bind(poll)
-    .fetch_all(db.pool())
-    .await?;
-    let mut options: Vec<ExportedOption> = rows
-        .into_iter()
-        .map(|r| {
-            let seed = r.get::<i64, _>("seed_votes").max(0) as u64;
-            let cast = r.get::<i64, _>("cast_votes").max(0) as u64;
-            ExportedOption {
-                id: r.get::<i64, _>("option_id") as u32,
-                label: r.get("label"),
-                imported_votes: seed,
-                cast_votes: cast,
-                votes: seed + cast,
-                percent: 0,
-            }
-        })
-        .collect();
-    let counts: Vec<u64> = options.iter().map(|o| o.votes).collect();
-    for (option, percent) in options
-        .iter_mut()
-        .zip(crate::poll::largest_remainder_percents(&counts))
-    {
-        option.percent = percent;
-    }
-    let votes = sqlx::query_as::<_, (i64, i64)>(
-        r"select cast_at, option_id from votes where poll_id = ? order by cast_at, id",
-    )
-    .bind(poll)
-    .fetch_all(db.pool())
+    .fetch_all(&mut *conn)
     .await?
     .into_iter()
-    .map(|(cast_at, option)| ExportedVote {
-        cast_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(cast_at) * 1_000_000)
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_default(),
-        option: option as u32,
+    .map(|(id, label, seed, cast)| OptionCounts {
+        id: id as u32,
+        label,
+        seed_votes: seed.max(0) as u64,
+        cast_votes: cast.max(0) as u64,
     })
     .collect();
-    Ok(Some(PollExport {
-        poll: poll.to_owned(),
-        question,
-        total_votes: counts.iter().sum(),
-        options,
-        votes,
-    }))
+    Ok(Some(PollTallies { question, options }))
 }
 
-impl PollExport {
-    /// The tallies, a blank line, then the votes; each part with its header.
-    pub fn to_csv(&self) -> String {
-        const TALLIES: [&str; 6] = [
-            "option",
-            "label",
-            "imported_votes",
-            "cast_votes",
-            "votes",
-            "percent",
-        ];
-        let mut out = Vec::new();
-        // Writing CSV into memory cannot fail.
-        let _ = write_csv(&mut out, &TALLIES, &self.options).and_then(|()| {
-            out.push(b'\n');
-            write_csv(&mut out, &["cast_at", "option"], &self.votes)
-        });
-        String::from_utf8(out).unwrap_or_default()
-    }
+/// Votes cast in every poll: with a poll's own count, says how to read its rows.
+pub async fn all_cast_votes(conn: &mut SqliteConnection) -> sqlx::Result<u64> {
+    let votes: i64 = sqlx::query_scalar(r"select coalesce(sum(cast_votes), 0) from poll_options")
+        .fetch_one(conn)
+        .await?;
+    Ok(votes.max(0) as u64)
 }
 
-/// One CSV table: its header, even when it has no rows, then the rows.
-fn write_csv<T: Serialize>(out: &mut Vec<u8>, header: &[&str], rows: &[T]) -> csv::Result<()> {
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(out);
-    writer.write_record(header)?;
-    for row in rows {
-        writer.serialize(row)?;
-    }
-    writer.flush()?;
-    Ok(())
+/// How to find a poll's votes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoteScan {
+    /// Read the whole table in rowid order and keep the poll's rows: for a
+    /// poll that holds much of the table, sequential reads beat the index,
+    /// whose order (by address hash) makes a random read of every row.
+    Table,
+    /// Find the poll's rows through the index: for a small poll in a large table.
+    Index,
+}
+
+/// Every vote of a poll, oldest first, one row at a time: only the rows in
+/// flight between SQLite's thread and the caller are in memory. The sort
+/// spills to temporary files past SQLite's cache (see `Db::export_connection`).
+pub fn votes_oldest_first<'c>(
+    conn: &'c mut SqliteConnection,
+    poll: &'c str,
+    scan: VoteScan,
+) -> impl Stream<Item = sqlx::Result<CastVote>> + Send + 'c {
+    let sql = match scan {
+        VoteScan::Table => {
+            r"select cast_at, option_id from votes not indexed where poll_id = ? order by cast_at, id"
+        }
+        VoteScan::Index => {
+            r"select cast_at, option_id from votes where poll_id = ? order by cast_at, id"
+        }
+    };
+    sqlx::query_as::<_, (i64, i64)>(sql)
+        .bind(poll)
+        .fetch(conn)
+        .map(|row| {
+            row.map(|(cast_at, option)| CastVote {
+                cast_at,
+                option: option as u32,
+            })
+        })
 }

@@ -81,6 +81,20 @@ impl Db {
             .context("cannot open the writer connection")
     }
 
+    /// A connection of its own for one long read, an export. Its sorts spill
+    /// to temporary files rather than memory, whatever this SQLite was built
+    /// with; its statements are not logged, since a streamed query takes as
+    /// long as its reader, and a "slow statement" warning would be noise.
+    pub async fn export_connection(&self) -> anyhow::Result<SqliteConnection> {
+        (*self.options)
+            .clone()
+            .pragma("temp_store", "file")
+            .disable_statement_logging()
+            .connect()
+            .await
+            .context("cannot open a connection for the export")
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -138,51 +152,92 @@ pub async fn server_secret(db: &Db, configured: Option<&str>) -> anyhow::Result<
     Ok(row.try_get("secret")?)
 }
 
-/// Writes a consistent copy of the database at `url` to `path`, which must not
-/// exist, and has it on disk before returning. Safe while the server runs. The
-/// source is read as it is: never created, never migrated, never written.
-pub async fn backup(url: &str, path: &Path) -> anyhow::Result<()> {
-    let options = sqlite_options(url)?;
-    let source = options.get_filename().to_owned();
-    anyhow::ensure!(
-        source.is_file(),
-        "there is no database at {} (check --database-url or DATABASE_URL)",
-        source.display()
-    );
-    anyhow::ensure!(!path.exists(), "{} already exists", path.display());
-    let target = path
-        .to_str()
-        .context("the backup path must be valid UTF-8")?
-        .to_owned();
-    let mut conn = options
-        .create_if_missing(false)
-        .read_only(true)
-        .busy_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("cannot open the database {}", source.display()))?;
-    let is_tribune: bool = sqlx::query_scalar(
-        r"select exists (select 1 from sqlite_master where type = 'table' and name = 'votes')",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .with_context(|| format!("cannot read the database {}", source.display()))?;
-    anyhow::ensure!(is_tribune, "{} is not a Tribune database", source.display());
-    sqlx::query(r"vacuum into ?")
-        .bind(target)
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("cannot back up to {}", path.display()))?;
-    conn.close().await?;
-    let copy = path.to_owned();
-    tokio::task::spawn_blocking(move || sync_new_file(&copy))
-        .await?
-        .with_context(|| format!("cannot sync {} to disk", path.display()))
+/// A consistent copy of the database, ready to be written: the source checked
+/// and open read-only. Safe while the server runs. The source is read as it
+/// is: never created, never migrated, never written.
+///
+/// The copy is made by `vacuum into`, in one read transaction: SQLite's online
+/// backup API would report pages as it goes, but it starts over whenever
+/// another connection writes to the source, which a busy server does
+/// all the time. Progress is watched from outside instead, as the copy's size
+/// on disk (see `Backup::bytes_estimate`).
+pub struct Backup {
+    conn: SqliteConnection,
+    target: std::path::PathBuf,
+    bytes_estimate: u64,
 }
 
-/// Flushes a new file, and the directory entry that names it, to disk.
-fn sync_new_file(path: &Path) -> std::io::Result<()> {
-    std::fs::File::open(path)?.sync_all()?;
+impl Backup {
+    /// Checks that `url` names an existing Tribune database and that `path`
+    /// does not exist yet, and opens the source read-only.
+    pub async fn prepare(url: &str, path: &Path) -> anyhow::Result<Self> {
+        let options = sqlite_options(url)?;
+        let source = options.get_filename().to_owned();
+        anyhow::ensure!(
+            source.is_file(),
+            "there is no database at {} (check --database-url or DATABASE_URL)",
+            source.display()
+        );
+        anyhow::ensure!(!path.exists(), "{} already exists", path.display());
+        anyhow::ensure!(
+            path.to_str().is_some(),
+            "the backup path must be valid UTF-8"
+        );
+        let mut conn = options
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("cannot open the database {}", source.display()))?;
+        let (is_tribune, pages_in_use, page_size): (bool, i64, i64) = sqlx::query_as(
+            r"select exists (select 1 from sqlite_master where type = 'table' and name = 'votes'),
+                     (select page_count from pragma_page_count()) - (select freelist_count from pragma_freelist_count()),
+                     (select page_size from pragma_page_size())",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .with_context(|| format!("cannot read the database {}", source.display()))?;
+        anyhow::ensure!(is_tribune, "{} is not a Tribune database", source.display());
+        Ok(Self {
+            conn,
+            target: path.to_owned(),
+            bytes_estimate: u64::try_from(pages_in_use.max(0) * page_size.max(0)).unwrap_or(0),
+        })
+    }
+
+    /// About the size the copy will have: the source's pages in use. The copy
+    /// is rebuilt page by page, so it is usually somewhat smaller.
+    pub fn bytes_estimate(&self) -> u64 {
+        self.bytes_estimate
+    }
+
+    /// Writes the copy and has it on disk (file and folder synced) before
+    /// returning its size in bytes.
+    pub async fn run(mut self) -> anyhow::Result<u64> {
+        let path = self.target;
+        let target = path
+            .to_str()
+            .context("the backup path must be valid UTF-8")?
+            .to_owned();
+        sqlx::query(r"vacuum into ?")
+            .bind(target)
+            .execute(&mut self.conn)
+            .await
+            .with_context(|| format!("cannot back up to {}", path.display()))?;
+        self.conn.close().await?;
+        let copy = path.clone();
+        tokio::task::spawn_blocking(move || sync_new_file(&copy))
+            .await?
+            .with_context(|| format!("cannot sync {} to disk", path.display()))
+    }
+}
+
+/// Flushes a new file, and the directory entry that names it, to disk; gives its size.
+fn sync_new_file(path: &Path) -> std::io::Result<u64> {
+    let file = std::fs::File::open(path)?;
+    file.sync_all()?;
+    let size = file.metadata()?.len();
     #[cfg(unix)]
     {
         let folder = match path.parent() {
@@ -191,7 +246,7 @@ fn sync_new_file(path: &Path) -> std::io::Result<()> {
         };
         std::fs::File::open(folder)?.sync_all()?;
     }
-    Ok(())
+    Ok(size)
 }
 
 /// Milliseconds since the Unix epoch, as stored in `cast_at` and `rated_at`.
