@@ -6,13 +6,10 @@
 mod common;
 
 use std::process::{Child, Command};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::sse::Events;
-use common::{POLL, repo_content, spawn_binary};
-use reqwest::StatusCode;
+use common::{POLL, Voters, assert_every_acknowledged_vote_counted, repo_content, spawn_binary};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -94,45 +91,12 @@ async fn no_acknowledged_vote_is_lost_across_sigterm() {
     let database_url = format!("sqlite://{}", dir.path().join("t.db").display());
     let (mut server, base) = spawn_binary(&database_url, &repo_content(), &[]);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut voters = Vec::new();
-    for worker in 0..16_u64 {
-        let url = format!("{base}/api/v1/polls/{POLL}/votes");
-        let stop = stop.clone();
-        voters.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut acknowledged = [0_u64; 4];
-            let mut i = worker;
-            while !stop.load(Ordering::Relaxed) {
-                let option = i % 4 + 1;
-                i += 1;
-                match client
-                    .post(&url)
-                    .json(&serde_json::json!({ "option": option }))
-                    .send()
-                    .await
-                {
-                    Ok(response) if response.status() == StatusCode::CREATED => {
-                        acknowledged[(option - 1) as usize] += 1
-                    }
-                    // Refused while stopping, or the server is gone: not acknowledged.
-                    Ok(_) | Err(_) => break,
-                }
-            }
-            acknowledged
-        }));
-    }
+    let voters = Voters::start(&base, 16);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     terminate(&server);
     exits_within(&mut server, GRACE + SLACK).await;
-    stop.store(true, Ordering::Relaxed);
-
-    let mut acknowledged = [0_u64; 4];
-    for voter in voters {
-        for (total, n) in acknowledged.iter_mut().zip(voter.await.unwrap()) {
-            *total += n;
-        }
-    }
+    // Refused while stopping, or cut off: not acknowledged either way.
+    let (acknowledged, _refused) = voters.finish().await;
     let acked: u64 = acknowledged.iter().sum();
     assert!(acked > 100, "votes were flowing at the SIGTERM ({acked})");
 
@@ -145,19 +109,5 @@ async fn no_acknowledged_vote_is_lost_across_sigterm() {
         .unwrap();
     server.kill().unwrap();
     server.wait().unwrap();
-    let counted = common::tallies(&poll);
-    for (i, (count, ack)) in counted.iter().zip(acknowledged).enumerate() {
-        let seed = [33, 30, 24, 21][i];
-        assert!(
-            *count >= seed + ack,
-            "option {}: {count} counted, {} acknowledged",
-            i + 1,
-            seed + ack
-        );
-    }
-    let extra = poll["total_votes"].as_u64().unwrap() - 108 - acked;
-    assert!(
-        extra <= 16,
-        "{extra} votes counted that nobody was told about"
-    );
+    assert_every_acknowledged_vote_counted(&poll, acknowledged, 16);
 }

@@ -296,3 +296,99 @@ pub fn spawn_binary(database_url: &str, content: &Path, extra: &[&str]) -> (Chil
     std::thread::spawn(move || for _ in lines {});
     (child, base)
 }
+
+/// Readers voting through the API, each a new reader per vote, until told to
+/// stop or until the server stops answering with 201.
+pub struct Voters {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Voted>>,
+}
+
+/// What one voter saw: the votes acknowledged per option, and the answer
+/// that ended it other than a 201 (none when the connection failed or it was told to stop).
+struct Voted {
+    acknowledged: [u64; 4],
+    refused: Option<reqwest::StatusCode>,
+}
+
+impl Voters {
+    pub fn start(base: &str, voters: u64) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..voters)
+            .map(|worker| {
+                let url = format!("{base}/api/v1/polls/{POLL}/votes");
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let mut voted = Voted {
+                        acknowledged: [0; 4],
+                        refused: None,
+                    };
+                    let mut i = worker;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let option = i % 4 + 1;
+                        i += 1;
+                        match client
+                            .post(&url)
+                            .json(&serde_json::json!({ "option": option }))
+                            .send()
+                            .await
+                        {
+                            Ok(response) if response.status() == reqwest::StatusCode::CREATED => {
+                                voted.acknowledged[(option - 1) as usize] += 1;
+                            }
+                            Ok(response) => {
+                                voted.refused = Some(response.status());
+                                break;
+                            }
+                            // The server is gone: this vote was never acknowledged.
+                            Err(_) => break,
+                        }
+                    }
+                    voted
+                })
+            })
+            .collect();
+        Self { stop, tasks }
+    }
+
+    /// Stops the voters; gives the votes acknowledged per option, and every
+    /// answer other than a 201 that stopped a voter.
+    pub async fn finish(self) -> ([u64; 4], Vec<reqwest::StatusCode>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut acknowledged = [0_u64; 4];
+        let mut refused = Vec::new();
+        for task in self.tasks {
+            let voted = task.await.unwrap();
+            for (total, n) in acknowledged.iter_mut().zip(voted.acknowledged) {
+                *total += n;
+            }
+            refused.extend(voted.refused);
+        }
+        (acknowledged, refused)
+    }
+}
+
+/// Every acknowledged vote is counted in `poll`, and at most `in_flight`
+/// votes more (those whose answer was cut off).
+pub fn assert_every_acknowledged_vote_counted(
+    poll: &serde_json::Value,
+    acknowledged: [u64; 4],
+    in_flight: u64,
+) {
+    let seed = [33, 30, 24, 21];
+    for (i, (count, ack)) in tallies(poll).iter().zip(acknowledged).enumerate() {
+        assert!(
+            *count >= seed[i] + ack,
+            "option {}: {count} counted, {} acknowledged",
+            i + 1,
+            seed[i] + ack
+        );
+    }
+    let acked: u64 = acknowledged.iter().sum();
+    let extra = poll["total_votes"].as_u64().unwrap() - 108 - acked;
+    assert!(
+        extra <= in_flight,
+        "{extra} votes counted that nobody was told about"
+    );
+}
