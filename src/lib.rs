@@ -20,6 +20,7 @@ pub mod guard;
 pub mod health;
 pub mod i18n;
 pub mod live;
+pub mod number;
 pub mod openapi;
 pub mod poll;
 pub mod rating;

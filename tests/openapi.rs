@@ -358,3 +358,52 @@ async fn the_streams_send_what_their_event_schemas_say() {
         assert_eq!(sent, fields(schema), "{}", event.name);
     }
 }
+
+// What schemathesis found, each fixed in the server or the document.
+
+/// JSON Schema counts `5.0` and `2e0` as the integers 5 and 2, so the
+/// document's `"type": "integer"` allows them: the server takes them too.
+#[tokio::test]
+async fn a_whole_number_written_with_a_fraction_or_an_exponent_is_that_number() {
+    let app = TestRouter::new().await;
+    let send = |method: Method, path: &str, body: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let rating = "/api/v1/articles/csto-summit-2015/rating";
+    let response = app
+        .send(send(Method::PUT, rating, r#"{"stars": 5.0}"#))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = serde_json::from_str(&body_text(response).await).unwrap();
+    assert_eq!(body["your_rating"], 5);
+
+    let votes = "/api/v1/polls/us-long-term-goals/votes";
+    let response = app
+        .send(send(Method::POST, votes, r#"{"option": 2e0}"#))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = serde_json::from_str(&body_text(response).await).unwrap();
+    assert_eq!(body["your_vote"], 2);
+    assert_eq!(body["options"][1]["votes"], 31);
+
+    for (path, method, body) in [
+        (rating, Method::PUT, r#"{"stars": 4.5}"#),
+        (rating, Method::PUT, r#"{"stars": 5e300}"#),
+        (votes, Method::POST, r#"{"option": 1.25}"#),
+        (votes, Method::POST, r#"{"option": 1e19}"#),
+    ] {
+        let response = app.send(send(method, path, body)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        let problem: Value = serde_json::from_str(&body_text(response).await).unwrap();
+        assert_eq!(problem["code"], "invalid-body", "{body}");
+    }
+}

@@ -13,16 +13,24 @@ pub use percent::largest_remainder_percents;
 pub use routes::routes;
 
 use crate::content::PollStatus;
+use crate::number::WholeNumber;
 use crate::store::polls::{OptionTally, PollRow};
 
 /// An option's id as a reader sends it: a whole number of an option of the poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "u32")]
+#[serde(try_from = "WholeNumber", into = "u32")]
 pub struct OptionId(u32);
 
 impl OptionId {
     pub fn get(self) -> u32 {
         self.0
+    }
+}
+
+impl TryFrom<WholeNumber> for OptionId {
+    type Error = String;
+    fn try_from(n: WholeNumber) -> Result<Self, String> {
+        Self::try_from(n.0)
     }
 }
 

@@ -7,9 +7,11 @@ use utoipa::ToSchema;
 
 pub use routes::routes;
 
+use crate::number::WholeNumber;
+
 /// A rating a reader gives: a whole number of stars from 1 to 5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "u8")]
+#[serde(try_from = "WholeNumber", into = "u8")]
 pub struct Stars(u8);
 
 impl Stars {
@@ -17,6 +19,13 @@ impl Stars {
 
     pub fn get(self) -> u8 {
         self.0
+    }
+}
+
+impl TryFrom<WholeNumber> for Stars {
+    type Error = String;
+    fn try_from(n: WholeNumber) -> Result<Self, String> {
+        Self::try_from(n.0)
     }
 }
 
