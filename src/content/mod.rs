@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-pub use import::{ImportReport, import};
+pub use import::{ImportError, ImportReport, import};
 
 use crate::i18n::Lang;
 
