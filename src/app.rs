@@ -19,6 +19,8 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::article::fast::{AnonymousPageLayer, AnonymousPages};
 use crate::article::{self, Article, Catalog, PageCache};
@@ -34,7 +36,7 @@ use crate::rate_limit::{self, RateLimit};
 use crate::rating::{self, RatingState};
 use crate::reader::Keys;
 use crate::store::{self, Db};
-use crate::{api, assets, error, guard, health, server, telemetry};
+use crate::{api, assets, error, guard, health, openapi, server, telemetry};
 
 /// Largest request body accepted: votes and ratings are a few bytes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -165,10 +167,22 @@ async fn load(db: &Db) -> anyhow::Result<(Catalog, Vec<PollState>, Vec<ArticleRa
 
 /// Every route, with the layers every response goes through.
 pub fn router(state: AppState) -> Router {
+    let (routes, _) = routes().split_for_parts();
+    let rate_limit = state.rate_limit.clone();
+    with_layers(routes, rate_limit.as_deref()).with_state(state)
+}
+
+/// The OpenAPI document of the routes that `router` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// Every route; the API's are registered with their OpenAPI documentation.
+fn routes() -> OpenApiRouter<AppState> {
     // Only votes and ratings write; reads skip the cross-site check. Writes may
     // wait on the ballot box, so they carry the request timeout; reads are
     // bounded by the pool's acquire timeout and SQLite's busy timeout.
-    let writes = Router::new()
+    let writes = OpenApiRouter::new()
         .merge(poll::routes())
         .merge(rating::routes())
         .route_layer(middleware::from_fn(guard::refuse_cross_site))
@@ -176,15 +190,14 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
-    let routes = Router::new()
-        .merge(article::routes())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(article::routes().into())
         .merge(writes)
         .merge(events::routes())
-        .merge(health::routes())
-        .merge(telemetry::metrics::routes())
-        .merge(assets::routes());
-    let rate_limit = state.rate_limit.clone();
-    with_layers(routes, rate_limit.as_deref()).with_state(state)
+        .merge(openapi::routes())
+        .merge(health::routes().into())
+        .merge(telemetry::metrics::routes().into())
+        .merge(assets::routes().into())
 }
 
 /// What the router answers by itself (unknown address, wrong method), and the

@@ -284,14 +284,33 @@ impl<E: Into<AppError>> From<E> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An error under `/api`, as `application/problem+json` (RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "about:blank",
+    "title": "Conflict",
+    "status": 409,
+    "detail": "You have already voted in this poll.",
+    "code": "already-voted"
+}))]
+pub struct Problem<'a> {
+    /// Always `about:blank`: the status says what kind of problem it is,
+    /// and `code` which one.
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     kind: &'static str,
+    /// The status's reason phrase, e.g. `Not Found`.
     title: &'static str,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// What went wrong, in a sentence meant for people; a 5xx says no more
+    /// than that something went wrong on the server's side.
     detail: &'a str,
-    /// Extension member: which problem it is, stable for programs to match on.
+    /// Extension member: which problem it is, stable for programs to match
+    /// on, e.g. `not-found`, `invalid-body`, `no-such-option`,
+    /// `already-voted`, `poll-closed`, `too-many-votes`, `unavailable`.
+    #[schema(example = "already-voted")]
     code: &'static str,
 }
 

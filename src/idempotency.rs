@@ -53,11 +53,12 @@ impl IdempotencyKey {
             return Err(invalid());
         }
         let text = value.to_str().map_err(|_| invalid())?;
-        // The header is a structured-field string; a bare token is taken as well.
-        let text = text
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .unwrap_or(text);
+        // The header is a structured-field string; a bare token is taken as
+        // well. A value that opens a quote must close it.
+        let text = match text.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"').ok_or_else(invalid)?,
+            None => text,
+        };
         if text.is_empty() || text.len() > MAX_LEN || !text.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid());
         }
@@ -185,6 +186,12 @@ mod tests {
             "quoted as a structured string"
         );
         assert!(key("").is_err());
+        assert!(key("\"\"").is_err(), "an empty quoted string");
+        assert!(key("\"abc").is_err(), "a quote opened and not closed");
+        assert!(
+            matches!(key("abc\""), Ok(Some(_))),
+            "a quote inside a bare key"
+        );
         assert!(key("with space").is_err());
         assert!(key(&"x".repeat(256)).is_err());
         assert!(matches!(

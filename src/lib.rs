@@ -24,6 +24,8 @@ pub mod health;
 pub mod i18n;
 pub mod idempotency;
 pub mod live;
+pub mod number;
+pub mod openapi;
 pub mod poll;
 pub mod progress;
 pub mod proxy;

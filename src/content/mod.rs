@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-pub use import::{ImportReport, import};
+pub use import::{ImportError, ImportReport, import};
 
 use crate::i18n::Lang;
 
@@ -114,7 +114,8 @@ struct OptionSpec {
     votes: u32,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+/// Whether a poll takes votes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PollStatus {
     #[default]

@@ -7,21 +7,30 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 pub use percent::largest_remainder_percents;
 pub use routes::routes;
 
 use crate::content::PollStatus;
+use crate::number::WholeNumber;
 use crate::store::polls::{OptionTally, PollRow};
 
 /// An option's id as a reader sends it: a whole number of an option of the poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "u32")]
+#[serde(try_from = "WholeNumber", into = "u32")]
 pub struct OptionId(u32);
 
 impl OptionId {
     pub fn get(self) -> u32 {
         self.0
+    }
+}
+
+impl TryFrom<WholeNumber> for OptionId {
+    type Error = String;
+    fn try_from(n: WholeNumber) -> Result<Self, String> {
+        Self::try_from(n.0)
     }
 }
 
@@ -134,23 +143,52 @@ impl PollState {
     }
 }
 
-/// `GET /api/v1/polls/{poll}`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// A poll's results, as `GET /api/v1/polls/{poll}` answers them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(example = json!({
+    "id": "us-long-term-goals",
+    "question": "In your opinion, what are the US long-term goals for Russia?",
+    "status": "open",
+    "closes_at": null,
+    "total_votes": 108,
+    "options": [
+        {"id": 1, "label": "U.S. wants to establish partnership relations with Russia on condition that it meets the U.S. requirements", "votes": 33, "percent": 31},
+        {"id": 2, "label": "U.S. wants to deter Russia’s military and political activity", "votes": 30, "percent": 28},
+        {"id": 3, "label": "U.S. wants to dissolve Russia", "votes": 24, "percent": 22},
+        {"id": 4, "label": "U.S. wants to establish alliance relations with Russia under the US conditions to rival China", "votes": 21, "percent": 19}
+    ],
+    "your_vote": null
+}))]
 pub struct PollResults {
+    /// The poll's id: lowercase letters, digits and hyphens.
     pub id: String,
     pub question: String,
+    /// `closed` once the content closes the poll or `closes_at` has passed.
     pub status: PollStatus,
+    /// When the poll closes (RFC 3339), or `null` when no time is set.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub closes_at: Option<OffsetDateTime>,
+    /// The sum of the options' votes.
     pub total_votes: u64,
+    /// In the order the editor gave them.
     pub options: Vec<OptionResult>,
+    /// The option this reader chose, known from their cookie; `null` when
+    /// they have not voted or sent no cookie. Never in event streams.
+    #[schema(required = true, minimum = 1)]
     pub your_vote: Option<u32>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// One option of a poll, with its votes and share.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct OptionResult {
+    /// What `{"option": …}` names when voting for it.
+    #[schema(minimum = 1)]
     pub id: u32,
     pub label: String,
     pub votes: u64,
+    /// A whole percent by the largest-remainder method: the options' percents
+    /// add up to exactly 100 whenever `total_votes` is above 0, and are all 0 when it is 0.
+    #[schema(maximum = 100)]
     pub percent: u8,
 }

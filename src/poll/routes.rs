@@ -2,29 +2,32 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum_extra::extract::SignedCookieJar;
 use bytes::Bytes;
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{OptionId, PollState};
+use super::{OptionId, PollResults, PollState};
 use crate::api::{ApiBody, ApiJson, personal};
 use crate::app::AppState;
 use crate::ballot::{Ballot, Receipt};
-use crate::error::{ApiError, ApiResult, AppError, Result};
+use crate::error::{ApiError, ApiResult, AppError, Problem, Result};
 use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
 use crate::reader::{self, ClientAddress};
 use crate::store;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// The form's route, and the API's with their OpenAPI documentation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .route("/polls/{poll}/vote", post(vote_form))
-        .route("/api/v1/polls/{poll}", get(poll_results))
-        .route("/api/v1/polls/{poll}/votes", post(vote_api))
+        .routes(routes!(poll_results))
+        .routes(routes!(vote_api))
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,9 +35,12 @@ pub struct VoteForm {
     option: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A vote: the id of one of the poll's options.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"option": 2}))]
 pub struct VoteRequest {
+    #[schema(value_type = u32, minimum = 1, example = 2)]
     option: OptionId,
 }
 
@@ -176,6 +182,39 @@ async fn vote_form(
 }
 
 /// `GET /api/v1/polls/{poll}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/polls/{poll}",
+    tag = "polls",
+    operation_id = "getPoll",
+    summary = "A poll's results",
+    description = "The question, each option's votes and whole percent, and, when the \
+        request carries the reader cookie, the option this reader chose.",
+    params(
+        ("poll" = String, Path, description = "The poll's id.", example = "us-long-term-goals"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer: \
+            `304` without a body when the results have not changed since."),
+        ("tribune_reader" = Option<String>, Cookie, description = "The reader cookie, set by the \
+            reader's first vote or rating; with it, `your_vote` says what this reader chose."),
+    ),
+    responses(
+        (status = 200, description = "The results.", body = PollResults,
+            headers(
+                ("ETag" = String, description = "Names this state of the results, for `If-None-Match`."),
+                ("Cache-Control" = String, description = "`no-cache`; `private, no-cache` when the \
+                    answer carries `your_vote`."),
+            )),
+        (status = 304, description = "Not modified: `If-None-Match` names the current state.",
+            headers(("ETag" = String, description = "The current state."))),
+        (status = 400, description = "The address could not be read (a path segment that is not \
+            UTF-8).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "There is no such poll.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this address (`--rate-limit`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+    )
+)]
 async fn poll_results(
     State(state): State<AppState>,
     Path(poll): Path<String>,
@@ -198,6 +237,67 @@ async fn poll_results(
 /// `POST /api/v1/polls/{poll}/votes` with `{"option": N}`: 201 and the
 /// results right after the vote. With an `Idempotency-Key`, a retry gets
 /// the first answer again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/polls/{poll}/votes",
+    tag = "polls",
+    operation_id = "castVote",
+    summary = "Cast a vote",
+    description = "Counts one vote for one option, once it is on disk, and answers with the \
+        results that include it. One vote per reader per poll: a reader without the reader \
+        cookie is given one. At most `--max-votes-per-address` votes per poll per hour come \
+        from one address (an IPv4 address or an IPv6 /64). A browser's cross-site request is \
+        refused.",
+    params(
+        ("poll" = String, Path, description = "The poll's id.", example = "us-long-term-goals"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A key the client makes up \
+            for this vote, such as a random UUID, and sends again when it retries: a retry with \
+            the same key within 24 hours gets the first answer again and is never counted twice. Visible ASCII, 1 to 255 characters, bare or as a quoted string.", pattern = "^(\"[!-~]{1,255}\"|[!#-~][!-~]{0,254})$"),
+        ("tribune_reader" = Option<String>, Cookie, description = "The reader cookie: who is \
+            voting. Without it (or with one that is not valid) the answer sets a new one."),
+    ),
+    request_body(content = VoteRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Counted and stored; the results include this vote, and \
+            `your_vote` is the option chosen.", body = PollResults,
+            headers(
+                ("Location" = String, description = "The poll's results: `/api/v1/polls/{poll}`."),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the answer \
+                    first given to the same `Idempotency-Key`, sent again."),
+                ("Set-Cookie" = String, description = "The reader cookie `tribune_reader` (signed, \
+                    HttpOnly, SameSite=Lax), for a reader who had none."),
+            )),
+        (status = 400, description = "The body is not valid JSON, the address could not be read, \
+            or the `Idempotency-Key` is not 1 to 255 visible ASCII characters \
+            (`invalid-idempotency-key`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A browser's cross-site request (by `Sec-Fetch-Site` or \
+            `Origin`).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "There is no such poll (whatever the body).", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 408, description = "The vote took too long to store. It may still have been \
+            counted: read the results (or retry with the same `Idempotency-Key`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This reader has already voted in this poll \
+            (`already-voted`), or the poll is closed (`poll-closed`).", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 KiB.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json`.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 422, description = "The body is not an object like `{\"option\": 2}` \
+            (`invalid-body`), the poll has no such option (`no-such-option`), or the \
+            `Idempotency-Key` was sent before with another request (`idempotency-key-reused`).", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 429, description = "Too many votes from this address in this poll this hour \
+            (`too-many-votes`), or too many requests (`--rate-limit`).", body = Problem,
+            content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "The vote could not be stored; nothing was counted.",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+    )
+)]
 async fn vote_api(
     State(state): State<AppState>,
     Path(poll): Path<String>,

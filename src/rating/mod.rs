@@ -3,12 +3,15 @@
 pub mod routes;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub use routes::routes;
 
+use crate::number::WholeNumber;
+
 /// A rating a reader gives: a whole number of stars from 1 to 5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "u8")]
+#[serde(try_from = "WholeNumber", into = "u8")]
 pub struct Stars(u8);
 
 impl Stars {
@@ -16,6 +19,13 @@ impl Stars {
 
     pub fn get(self) -> u8 {
         self.0
+    }
+}
+
+impl TryFrom<WholeNumber> for Stars {
+    type Error = String;
+    fn try_from(n: WholeNumber) -> Result<Self, String> {
+        Self::try_from(n.0)
     }
 }
 
@@ -82,18 +92,33 @@ impl RatingState {
     }
 }
 
-/// `GET /api/v1/articles/{slug}/rating`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// An article's rating, as `GET /api/v1/articles/{slug}/rating` answers it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(example = json!({
+    "article": "csto-summit-2015",
+    "average": 4.25,
+    "count": 4,
+    "distribution": {"1": 0, "2": 0, "3": 1, "4": 1, "5": 2},
+    "your_rating": 5
+}))]
 pub struct RatingSummary {
+    /// The article's slug.
     pub article: String,
+    /// The exact mean of the ratings, unrounded; `null` when `count` is 0.
+    #[schema(required = true, minimum = 1, maximum = 5)]
     pub average: Option<f64>,
+    /// How many readers rated the article.
     pub count: u64,
     pub distribution: Distribution,
+    /// The stars this reader gave, known from their cookie; `null` when they
+    /// have not rated or sent no cookie. Never in event streams.
+    #[schema(required = true, minimum = 1, maximum = 5)]
     pub your_rating: Option<u8>,
 }
 
 /// Ratings per star, keyed "1" to "5".
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[schema(example = json!({"1": 0, "2": 0, "3": 1, "4": 1, "5": 2}))]
 pub struct Distribution {
     #[serde(rename = "1")]
     pub one: u64,

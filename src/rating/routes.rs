@@ -2,33 +2,33 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum_extra::extract::SignedCookieJar;
 use bytes::Bytes;
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{RatingState, Stars};
+use super::{RatingState, RatingSummary, Stars};
 use crate::api::{ApiBody, ApiJson, personal};
 use crate::app::AppState;
 use crate::article::Article;
 use crate::ballot::{Ballot, Receipt};
-use crate::error::{ApiError, ApiResult, AppError, Result};
+use crate::error::{ApiError, ApiResult, AppError, Problem, Result};
 use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
 use crate::reader::{self, ClientAddress};
 use crate::store;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// The form's route, and the API's with their OpenAPI documentation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .route("/articles/{slug}/rating", post(rate_form))
-        .route(
-            "/api/v1/articles/{slug}/rating",
-            get(rating_api).put(rate_api),
-        )
+        .routes(routes!(rating_api, rate_api))
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,9 +36,12 @@ pub struct RatingForm {
     stars: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A rating: a whole number of stars from 1 to 5.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"stars": 4}))]
 pub struct RatingRequest {
+    #[schema(value_type = u8, minimum = 1, maximum = 5, example = 4)]
     stars: Stars,
 }
 
@@ -170,6 +173,39 @@ async fn rate_form(
 }
 
 /// `GET /api/v1/articles/{slug}/rating`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/articles/{slug}/rating",
+    tag = "ratings",
+    operation_id = "getRating",
+    summary = "An article's rating",
+    description = "The exact average, the count and the ratings per star, and, when the request \
+        carries the reader cookie, the stars this reader gave.",
+    params(
+        ("slug" = String, Path, description = "The article's slug.", example = "csto-summit-2015"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer: \
+            `304` without a body when the rating has not changed since."),
+        ("tribune_reader" = Option<String>, Cookie, description = "The reader cookie, set by the \
+            reader's first vote or rating; with it, `your_rating` says what this reader gave."),
+    ),
+    responses(
+        (status = 200, description = "The rating.", body = RatingSummary,
+            headers(
+                ("ETag" = String, description = "Names this state of the rating, for `If-None-Match`."),
+                ("Cache-Control" = String, description = "`no-cache`; `private, no-cache` when the \
+                    answer carries `your_rating`."),
+            )),
+        (status = 304, description = "Not modified: `If-None-Match` names the current state.",
+            headers(("ETag" = String, description = "The current state."))),
+        (status = 400, description = "The address could not be read (a path segment that is not \
+            UTF-8).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "There is no such article.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this address (`--rate-limit`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+    )
+)]
 async fn rating_api(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -193,6 +229,62 @@ async fn rating_api(
 /// `PUT /api/v1/articles/{slug}/rating` with `{"stars": N}`: 200 and the
 /// rating right after it. With an `Idempotency-Key`, a retry gets the first
 /// answer again.
+#[utoipa::path(
+    put,
+    path = "/api/v1/articles/{slug}/rating",
+    tag = "ratings",
+    operation_id = "rateArticle",
+    summary = "Rate an article, or change one's rating",
+    description = "Records this reader's rating, replacing their earlier one, once it is on \
+        disk, and answers with the rating that includes it. A reader without the reader cookie \
+        is given one. At most `--max-votes-per-address` rating changes per article per hour \
+        come from one address (an IPv4 address or an IPv6 /64). A browser's cross-site request \
+        is refused.",
+    params(
+        ("slug" = String, Path, description = "The article's slug.", example = "csto-summit-2015"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A key the client makes up \
+            for this rating, such as a random UUID, and sends again when it retries: a retry with \
+            the same key within 24 hours gets the first answer again and is never counted twice. Visible ASCII, 1 to 255 characters, bare or as a quoted string.", pattern = "^(\"[!-~]{1,255}\"|[!#-~][!-~]{0,254})$"),
+        ("tribune_reader" = Option<String>, Cookie, description = "The reader cookie: who is \
+            rating. Without it (or with one that is not valid) the answer sets a new one."),
+    ),
+    request_body(content = RatingRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored; the rating includes it, and `your_rating` is the \
+            stars given.", body = RatingSummary,
+            headers(
+                ("Set-Cookie" = String, description = "The reader cookie `tribune_reader` (signed, \
+                    HttpOnly, SameSite=Lax), for a reader who had none."),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the answer \
+                    first given to the same `Idempotency-Key`, sent again."),
+            )),
+        (status = 400, description = "The body is not valid JSON, the address could not be read, \
+            or the `Idempotency-Key` is not 1 to 255 visible ASCII characters \
+            (`invalid-idempotency-key`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A browser's cross-site request (by `Sec-Fetch-Site` or \
+            `Origin`).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "There is no such article (whatever the body).", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 408, description = "The rating took too long to store. It may still have been \
+            stored: read the rating (or retry with the same `Idempotency-Key`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 KiB.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json`.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 422, description = "The body is not an object like `{\"stars\": 4}` with 1 to 5 \
+            stars (`invalid-body`), or the `Idempotency-Key` was sent before with another request \
+            (`idempotency-key-reused`).", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many rating changes from this address for this article \
+            this hour, or too many requests (`--rate-limit`).", body = Problem,
+            content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "The rating could not be stored; nothing changed.",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+    )
+)]
 async fn rate_api(
     State(state): State<AppState>,
     Path(slug): Path<String>,
