@@ -827,3 +827,82 @@ async fn a_forged_cookie_is_a_new_reader() {
         "an unsigned cookie is replaced"
     );
 }
+
+/// The signed cookie a server with `secret` gives the reader `id`.
+fn signed_cookie(secret: &str, id: &str) -> String {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::SignedCookieJar;
+    use axum_extra::extract::cookie::Cookie;
+    let keys = tribune::reader::Keys::derive(secret.as_bytes());
+    let jar = SignedCookieJar::new(keys.cookie.clone())
+        .add(Cookie::new(tribune::reader::COOKIE, id.to_owned()));
+    let response = jar.into_response();
+    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+/// The reader id in a signed cookie, checked with the server's secret.
+fn reader_in(secret: &str, set_cookie: &str) -> uuid::Uuid {
+    use axum_extra::extract::SignedCookieJar;
+    let keys = tribune::reader::Keys::derive(secret.as_bytes());
+    let mut headers = axum::http::HeaderMap::new();
+    let pair = set_cookie.split(';').next().unwrap();
+    headers.insert(header::COOKIE, pair.parse().unwrap());
+    let jar = SignedCookieJar::from_headers(&headers, keys.cookie.clone());
+    uuid::Uuid::parse_str(jar.get(tribune::reader::COOKIE).unwrap().value()).unwrap()
+}
+
+#[tokio::test]
+async fn readers_given_random_ids_before_time_ordered_ones_still_vote_and_rate_as_themselves() {
+    const SECRET: &str = "a secret for this test, longer than thirty-two characters";
+    let app = TestApp::spawn_with(|config| config.secret = Some(SECRET.into())).await;
+
+    // A new reader is given a time-ordered id (UUIDv7).
+    let response = reqwest::Client::new()
+        .post(app.url(&votes_url()))
+        .json(&serde_json::json!({"option": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert_eq!(reader_in(SECRET, set_cookie).get_version_num(), 7);
+
+    // A reader whose cookie holds a random id (UUIDv4), as given before.
+    let old = uuid::Uuid::new_v4();
+    let mut headers = header::HeaderMap::new();
+    headers.insert(
+        header::COOKIE,
+        signed_cookie(SECRET, &old.simple().to_string())
+            .parse()
+            .unwrap(),
+    );
+    let old_reader = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let response = old_reader
+        .post(app.url(&votes_url()))
+        .json(&serde_json::json!({"option": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(
+        response.headers().get(header::SET_COOKIE).is_none(),
+        "the reader keeps their cookie"
+    );
+    let poll = app.poll_json(&old_reader).await;
+    assert_eq!(poll["your_vote"], 2);
+    assert_eq!(tallies(&poll), [34, 31, 24, 21]);
+    assert_eq!(app.vote(&old_reader, 3).await, StatusCode::CONFLICT);
+
+    let rated = app.rate(&old_reader, 4).await;
+    assert_eq!(rated.status(), StatusCode::OK);
+    assert!(rated.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(app.rating_json(&old_reader).await["your_rating"], 4);
+    assert_eq!(app.rate(&old_reader, 2).await.status(), StatusCode::OK);
+    let rating = app.rating_json(&old_reader).await;
+    assert_eq!(rating["your_rating"], 2);
+    assert_eq!(rating["count"], 1);
+}

@@ -38,6 +38,59 @@ pub async fn record_use(
     Ok(())
 }
 
+/// Counted from `address_uses_by_address (scope, address_hash, used_at)`
+/// alone: a seek per address and a range scan of its last hour.
+const USES_AMONG: &str = r"select u.scope, lower(hex(u.address_hash)), count(*), min(u.used_at)
+      from (select distinct json_extract(value, '$[0]') as scope,
+                            unhex(json_extract(value, '$[1]')) as address_hash
+              from json_each(?)) as b
+      join address_uses u on u.scope = b.scope and u.address_hash = b.address_hash
+     where u.used_at > ?
+     group by u.scope, u.address_hash";
+
+/// Uses since `since` of each `(scope, address hash in hex)` given that has
+/// any: `(scope, hash in hex, count, oldest)`.
+pub async fn uses_among(
+    conn: &mut SqliteConnection,
+    pairs: &[(&str, &str)],
+    since: i64,
+) -> sqlx::Result<Vec<(String, String, u32, i64)>> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(USES_AMONG)
+        .bind(super::json(pairs)?)
+        .bind(since)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(scope, hash, count, oldest)| {
+            (
+                scope,
+                hash,
+                u32::try_from(count).unwrap_or(u32::MAX),
+                oldest,
+            )
+        })
+        .collect())
+}
+
+/// Counts one use of each `(scope, address hash in hex)` given, in one statement.
+pub async fn record_uses(
+    conn: &mut SqliteConnection,
+    uses: &[(&str, &str)],
+    used_at: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r"insert into address_uses (scope, address_hash, used_at)
+          select json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')), ?
+            from json_each(?)",
+    )
+    .bind(used_at)
+    .bind(super::json(uses)?)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Erases the uses at or before `before`; returns how many.
 pub async fn erase_before(conn: &mut SqliteConnection, before: i64) -> sqlx::Result<u64> {
     let done = sqlx::query(r"delete from address_uses where used_at <= ?")
@@ -51,6 +104,30 @@ pub async fn erase_before(conn: &mut SqliteConnection, before: i64) -> sqlx::Res
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 mod tests {
     use sqlx::{ConnectOptions, sqlite::SqliteConnectOptions};
+
+    #[tokio::test]
+    async fn the_cap_counts_from_its_index_alone_and_erasing_uses_the_age_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = super::super::Db::open(&url).await.unwrap();
+        async fn plan(db: &super::super::Db, sql: &str) -> String {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("explain query plan {sql}")))
+                    .fetch_all(db.pool())
+                    .await
+                    .unwrap();
+            rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+        }
+        let uses = plan(&db, super::USES_AMONG).await;
+        assert!(
+            uses.contains(
+                "SEARCH u USING COVERING INDEX address_uses_by_address (scope=? AND address_hash=? AND used_at>?)"
+            ),
+            "{uses}"
+        );
+        let erase = plan(&db, "delete from address_uses where used_at <= ?").await;
+        assert!(erase.contains("USING INDEX address_uses_by_age"), "{erase}");
+    }
 
     #[tokio::test]
     async fn the_upgrade_keeps_the_hour_of_address_uses_and_erases_every_vote_address() {

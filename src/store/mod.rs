@@ -254,3 +254,9 @@ pub fn now_millis() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// A batch's rows as the JSON array that a set-based statement reads with
+/// `json_each`: one parameter, whatever the batch's size. Blobs go as hex.
+fn json<T: serde::Serialize + ?Sized>(rows: &T) -> sqlx::Result<String> {
+    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}

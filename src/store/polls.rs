@@ -206,7 +206,8 @@ pub async fn reader_choice(
     Ok(choice.map(|c| c as u32))
 }
 
-/// Records a vote unless the reader has one in this poll; true when it was recorded.
+/// Records a vote, and counts it, unless the reader has one in this poll;
+/// true when it was recorded.
 pub async fn insert_vote(
     conn: &mut SqliteConnection,
     poll: &str,
@@ -222,9 +223,13 @@ pub async fn insert_vote(
     .bind(option)
     .bind(voter)
     .bind(cast_at)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let recorded = done.rows_affected() == 1;
+    if recorded {
+        count_vote(conn, poll, option).await?;
+    }
+    Ok(recorded)
 }
 
 /// Whether a reader has voted in a poll.
@@ -236,4 +241,75 @@ pub async fn has_voted(conn: &mut SqliteConnection, poll: &str, voter: &str) -> 
             .fetch_optional(conn)
             .await?;
     Ok(found.is_some())
+}
+
+/// Adds one vote to an option's tally (the writer keeps tallies; see migration 0003).
+pub async fn count_vote(conn: &mut SqliteConnection, poll: &str, option: u32) -> sqlx::Result<()> {
+    sqlx::query(
+        r"update poll_options set cast_votes = cast_votes + 1 where poll_id = ? and option_id = ?",
+    )
+    .bind(poll)
+    .bind(option)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Of the `(poll, voter)` pairs given, those that have a vote.
+pub async fn voted_among(
+    conn: &mut SqliteConnection,
+    pairs: &[(&str, &str)],
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        r"select v.poll_id, v.voter
+            from json_each(?) as b
+            join votes v on v.poll_id = json_extract(b.value, '$[0]')
+                        and v.voter = json_extract(b.value, '$[1]')",
+    )
+    .bind(super::json(pairs)?)
+    .fetch_all(conn)
+    .await
+}
+
+/// Records the votes `(poll, option, voter)` in one statement, skipping any
+/// reader who already has a vote in the poll; returns how many were recorded.
+pub async fn insert_votes(
+    conn: &mut SqliteConnection,
+    votes: &[(&str, u32, &str)],
+    cast_at: i64,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        r"insert into votes (poll_id, option_id, voter, cast_at)
+          select json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ?
+            from json_each(?) where true
+          on conflict (poll_id, voter) do nothing",
+    )
+    .bind(cast_at)
+    .bind(super::json(votes)?)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Adds `(poll, option, votes)` to the tallies in one statement; returns the
+/// new tally `(poll, option, votes)` of each option it changed.
+pub async fn add_to_tallies(
+    conn: &mut SqliteConnection,
+    added: &[(&str, u32, u64)],
+) -> sqlx::Result<Vec<(String, u32, u64)>> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        r"update poll_options set cast_votes = cast_votes + d.n
+            from (select json_extract(value, '$[0]') as poll_id, json_extract(value, '$[1]') as option_id,
+                         json_extract(value, '$[2]') as n
+                    from json_each(?)) as d
+           where poll_options.poll_id = d.poll_id and poll_options.option_id = d.option_id
+          returning poll_options.poll_id, poll_options.option_id, seed_votes + cast_votes",
+    )
+    .bind(super::json(added)?)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(poll, option, votes)| (poll, option as u32, votes.max(0) as u64))
+        .collect())
 }

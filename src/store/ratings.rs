@@ -101,3 +101,44 @@ pub async fn upsert_rating(
     .await?;
     Ok(())
 }
+
+/// Of the `(article, voter)` pairs given, the stars of those who rated: `(article, voter, stars)`.
+pub async fn stars_among(
+    conn: &mut SqliteConnection,
+    pairs: &[(i64, &str)],
+) -> sqlx::Result<Vec<(i64, String, u8)>> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        r"select r.article_id, r.voter, r.stars
+            from json_each(?) as b
+            join ratings r on r.article_id = json_extract(b.value, '$[0]')
+                          and r.voter = json_extract(b.value, '$[1]')",
+    )
+    .bind(super::json(pairs)?)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(article, voter, stars)| Some((article, voter, u8::try_from(stars).ok()?)))
+        .collect())
+}
+
+/// Records the ratings `(article, voter, stars)` in one statement, in order:
+/// a later one by the same reader replaces the earlier (the per-star counts
+/// follow by the `ratings_count_*` triggers).
+pub async fn upsert_ratings(
+    conn: &mut SqliteConnection,
+    ratings: &[(i64, &str, u8)],
+    rated_at: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r"insert into ratings (article_id, voter, stars, rated_at)
+          select json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ?
+            from json_each(?) where true
+          on conflict (article_id, voter) do update set stars = excluded.stars, rated_at = excluded.rated_at",
+    )
+    .bind(rated_at)
+    .bind(super::json(ratings)?)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
