@@ -7,10 +7,11 @@
 #
 # The votes are shaped like real ones, so the indexes grow as they would:
 # each one a distinct reader (32 random lowercase hex digits, as the reader's
-# UUID in its cookie) and a random 32-byte address hash (as the keyed hash of
-# an address); options 1..4 in turn; one vote a millisecond, the newest more
-# than an hour before now (outside the per-address window). The tallies stay
-# right: the votes_count trigger counts every row as it is inserted.
+# UUID in its cookie) and no address hash (a vote's address is kept only in
+# `address_uses`, for the hour the cap needs); options 1..4 in turn; one vote
+# a millisecond, the newest more than an hour before now (outside the
+# per-address window). The tallies stay right: the fill adds what it inserted
+# to each option's `cast_votes` in the same transaction, as the writer does.
 #
 # Votes already cast count towards N (a poll at 1,2 M filled to 10 M gets
 # 8,8 M more). Prints "filled N_ADDED votes in S s; the poll now has N cast".
@@ -45,6 +46,8 @@ if [[ "$add" -le 0 ]]; then
     exit 0
 fi
 
+# The fill's rows are those after the newest row now (ids only grow).
+last_id=$(sqlite3 "$DB" "select coalesce(max(id), 0) from votes")
 now_ms=$(($(date +%s) * 1000))
 # The newest prefilled vote is cast two hours ago, the oldest `add` ms before it.
 first_ms=$((now_ms - 7200000 - add))
@@ -62,9 +65,15 @@ insert into votes (poll_id, option_id, voter, address_hash, cast_at)
 select '$POLL',
        (select id from options where k = i % $options),
        lower(hex(randomblob(16))),
-       randomblob(32),
+       null,
        $first_ms + i
   from n;
+update poll_options
+   set cast_votes = cast_votes + added.votes
+  from (select option_id, count(*) as votes from votes
+         where id > $last_id
+         group by option_id) as added
+ where poll_options.poll_id = '$POLL' and poll_options.option_id = added.option_id;
 commit;
 pragma journal_mode = wal;
 SQL
