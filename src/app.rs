@@ -18,7 +18,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -220,7 +219,7 @@ pub fn with_layers(routes: Router<AppState>, rate_limit: Option<&RateLimit>) -> 
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+                .layer(telemetry::RequestSpanLayer)
                 .layer(ReadCorsLayer::default())
                 .layer(CompressionLayer::new())
                 .map_response(security_headers)

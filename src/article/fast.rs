@@ -75,7 +75,7 @@ impl<S> AnonymousPages<S> {
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok());
         let response = cached_page(&self.state, article, Encoding::negotiate(accept))?;
-        tracing::debug!(target: "tower_http::trace", path = %request.uri().path(), "served the cached page");
+        tracing::debug!(path = %request.uri().path(), "served the cached page");
         Some(security_headers(response))
     }
 }

@@ -8,10 +8,13 @@
 
 pub mod metrics;
 
-use axum::body::Body;
+use std::task::{Context, Poll};
+
 use axum::http::Request;
 use clap::ValueEnum;
+use tower::{Layer, Service};
 use tracing::Span;
+use tracing::instrument::{Instrument, Instrumented};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -42,7 +45,7 @@ pub fn init(format: LogFormat) {
 
 /// The span of one request: its id, method and path (never its query, which
 /// could carry anything).
-pub fn request_span(request: &Request<Body>) -> Span {
+pub fn request_span<B>(request: &Request<B>) -> Span {
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -54,4 +57,41 @@ pub fn request_span(request: &Request<Body>) -> Span {
         method = %request.method(),
         path = %request.uri().path(),
     )
+}
+
+/// Runs each request's handling in its span (`request_span`). Unlike
+/// tower-http's `TraceLayer` it leaves the response body alone: a body is
+/// written after the handler is done and logs nothing, and entering a span
+/// for every chunk of every live event stream is work for nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestSpanLayer;
+
+impl<S> Layer<S> for RequestSpanLayer {
+    type Service = RequestSpan<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestSpan(inner)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RequestSpan<S>(S);
+
+impl<S, B> Service<Request<B>> for RequestSpan<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let span = request_span(&request);
+        span.in_scope(|| tracing::debug!("request"));
+        self.0.call(request).instrument(span)
+    }
 }
