@@ -4,26 +4,27 @@
 //! Each poll and each article's rating has two channels:
 //! - its *state* (`watch`), replaced by the ballot box after every commit and
 //!   read by pages and the API at once;
-//! - its *event*, the state serialised once into the bytes of a Server-Sent
-//!   Event that every stream writes as they are. A pacer task per channel
-//!   turns states into events: a lone change goes out at once, a burst at most
-//!   once per `pace`, ending on the final state.
+//! - its *events*, the state serialised once into the bytes of a Server-Sent
+//!   Event that every stream writes as they are. A pacer task per topic turns
+//!   states into events: a lone change goes out at once, a burst at most once
+//!   per pause, ending on the final state.
 //!
 //! So the cost of a commit does not grow with the number of readers, and the
 //! cost of the readers does not grow with the rate of votes. Nobody waits on a
-//! reader: `watch` keeps only the newest value, and a slow stream skips states.
+//! reader: `watch` keeps only the newest value, and a slow stream skips events.
 //!
-//! Every published state gets a version from one counter, so versions increase
-//! across polls and articles alike; streams use them as event ids.
+//! An event's version (its `id`) is given when it is sent, by one counter
+//! that every topic shares and that is held while the event goes out, so on
+//! every stream, whatever topics it follows, ids only increase.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::poll::PollState;
@@ -35,6 +36,9 @@ pub struct Frame {
     pub version: u64,
     pub bytes: Bytes,
 }
+
+/// Makes a topic's event for a state, given its version.
+type Prepare<T> = Box<dyn Fn(&T, u64) -> Frame + Send + Sync>;
 
 impl Frame {
     /// The event `name` for a state: its JSON, less the field that only
@@ -52,33 +56,32 @@ impl Frame {
         }
     }
 
-    fn poll(state: &PollState) -> Self {
-        Self::broadcast("poll", state.version, state.results(None), "your_vote")
+    fn poll(state: &PollState, version: u64) -> Self {
+        Self::broadcast("poll", version, state.results(None), "your_vote")
     }
 
-    fn rating(slug: &str, state: &RatingState) -> Self {
-        Self::broadcast(
-            "rating",
-            state.version,
-            state.summary(slug, None),
-            "your_rating",
-        )
+    fn rating(slug: &str, state: &RatingState, version: u64) -> Self {
+        Self::broadcast("rating", version, state.summary(slug, None), "your_rating")
     }
 }
+
+/// Streams of one topic are split into this many groups, each on its own
+/// channel, and an event goes to one group after the other (see `pace_events`).
+const GROUPS: usize = 16;
 
 /// One poll's or one article's channels.
 #[derive(Debug)]
 struct Topic<T> {
     state: watch::Sender<Arc<T>>,
-    /// Subscribers clone this receiver; the pacer holds the sender.
-    events: watch::Receiver<Arc<Frame>>,
+    /// Subscribers clone one of these receivers, in turn; the pacer holds the senders.
+    events: Vec<watch::Receiver<Arc<Frame>>>,
+    next_group: AtomicUsize,
 }
 
 #[derive(Debug)]
 pub struct Live {
     polls: HashMap<Arc<str>, Topic<PollState>>,
     ratings: HashMap<i64, Topic<RatingState>>,
-    versions: AtomicU64,
 }
 
 /// An article's rating as `Live` is given it at start.
@@ -87,6 +90,9 @@ pub struct ArticleRating {
     pub slug: Arc<str>,
     pub state: RatingState,
 }
+
+/// What the pacers share: the last version given, held while an event goes out.
+type Versions = Arc<Mutex<u64>>;
 
 impl Live {
     /// Starts the hub with its pacers, which run until `shutdown` or until
@@ -99,14 +105,18 @@ impl Live {
     ) -> Self {
         // Versions start at the clock, so a reader who reconnects after a
         // restart still sees them increase.
-        let versions = AtomicU64::new(u64::try_from(crate::store::now_millis()).unwrap_or(0));
-        let next = || versions.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = u64::try_from(crate::store::now_millis()).unwrap_or(0);
+        let mut next = || {
+            last += 1;
+            last
+        };
+        let (mut poll_pacers, mut rating_pacers) = (Vec::new(), Vec::new());
         let polls = polls
             .into_iter()
-            .map(|mut state| {
-                state.version = next();
+            .map(|state| {
                 let id = state.id.clone();
-                let topic = Topic::start(state, Frame::poll, pace, shutdown);
+                let (topic, pacer) = Topic::new(state, Box::new(Frame::poll), next());
+                poll_pacers.push(pacer);
                 (id, topic)
             })
             .collect();
@@ -116,23 +126,24 @@ impl Live {
                 |ArticleRating {
                      article_id,
                      slug,
-                     mut state,
+                     state,
                  }| {
-                    state.version = next();
-                    let prepare = move |state: &RatingState| Frame::rating(&slug, state);
-                    (article_id, Topic::start(state, prepare, pace, shutdown))
+                    let prepare =
+                        move |state: &RatingState, version| Frame::rating(&slug, state, version);
+                    let (topic, pacer) = Topic::new(state, Box::new(prepare), next());
+                    rating_pacers.push(pacer);
+                    (article_id, topic)
                 },
             )
             .collect();
-        Self {
-            polls,
-            ratings,
-            versions,
+        let versions: Versions = Arc::new(Mutex::new(last));
+        for pacer in poll_pacers {
+            tokio::spawn(pacer.run(versions.clone(), pace, shutdown.clone()));
         }
-    }
-
-    fn next_version(&self) -> u64 {
-        self.versions.fetch_add(1, Ordering::Relaxed) + 1
+        for pacer in rating_pacers {
+            tokio::spawn(pacer.run(versions.clone(), pace, shutdown.clone()));
+        }
+        Self { polls, ratings }
     }
 
     pub fn poll(&self, id: &str) -> Option<Arc<PollState>> {
@@ -141,12 +152,11 @@ impl Live {
 
     /// A poll's events, starting with the current one.
     pub fn poll_events(&self, id: &str) -> Option<watch::Receiver<Arc<Frame>>> {
-        self.polls.get(id).map(|topic| topic.events.clone())
+        self.polls.get(id).map(Topic::subscribe)
     }
 
-    pub fn publish_poll(&self, mut state: PollState) {
+    pub fn publish_poll(&self, state: PollState) {
         if let Some(topic) = self.polls.get(&state.id) {
-            state.version = self.next_version();
             // send_replace: publishing must work with nobody subscribed.
             topic.state.send_replace(Arc::new(state));
         }
@@ -162,37 +172,39 @@ impl Live {
 
     /// An article's rating events, starting with the current one.
     pub fn rating_events(&self, article_id: i64) -> Option<watch::Receiver<Arc<Frame>>> {
-        self.ratings
-            .get(&article_id)
-            .map(|topic| topic.events.clone())
+        self.ratings.get(&article_id).map(Topic::subscribe)
     }
 
-    pub fn publish_rating(&self, article_id: i64, mut state: RatingState) {
+    pub fn publish_rating(&self, article_id: i64, state: RatingState) {
         if let Some(topic) = self.ratings.get(&article_id) {
-            state.version = self.next_version();
             topic.state.send_replace(Arc::new(state));
         }
     }
 }
 
 impl<T: Send + Sync + 'static> Topic<T> {
-    fn start(
-        state: T,
-        prepare: impl Fn(&T) -> Frame + Send + 'static,
-        pace: Duration,
-        shutdown: &CancellationToken,
-    ) -> Self {
-        let first = Arc::new(prepare(&state));
+    /// The topic, and the pacer that turns its states into events; its first
+    /// event has version `first`.
+    fn new(state: T, prepare: Prepare<T>, first: u64) -> (Self, Pacer<T>) {
+        let frame = Arc::new(prepare(&state, first));
         let (state, states) = watch::channel(Arc::new(state));
-        let (events_tx, events) = watch::channel(first);
-        tokio::spawn(pace_events(
+        let (groups, events) = (0..GROUPS).map(|_| watch::channel(frame.clone())).unzip();
+        let topic = Self {
+            state,
+            events,
+            next_group: AtomicUsize::new(0),
+        };
+        let pacer = Pacer {
             states,
-            events_tx,
+            groups,
             prepare,
-            pace,
-            shutdown.clone(),
-        ));
-        Self { state, events }
+        };
+        (topic, pacer)
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Arc<Frame>> {
+        let group = self.next_group.fetch_add(1, Ordering::Relaxed) % self.events.len();
+        self.events[group].clone()
     }
 }
 
@@ -210,28 +222,48 @@ fn pause_after(pace: Duration, readers: usize) -> Duration {
     by_audience.min(LONGEST_PAUSE).max(pace)
 }
 
-/// Turns states into events: the first change after a quiet spell at once,
-/// then at most one event per pause (`pace`, longer for a large audience),
-/// always ending on the newest state.
-async fn pace_events<T>(
-    mut states: watch::Receiver<Arc<T>>,
-    events: watch::Sender<Arc<Frame>>,
-    prepare: impl Fn(&T) -> Frame,
-    pace: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            changed = states.changed() => if changed.is_err() { return },
-            () = shutdown.cancelled() => return,
-        }
-        let state = states.borrow_and_update().clone();
-        events.send_replace(Arc::new(prepare(&state)));
-        // Changes during the pause are folded into the next event.
-        let pause = pause_after(pace, events.receiver_count());
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = shutdown.cancelled() => return,
+/// Turns one topic's states into events.
+struct Pacer<T> {
+    states: watch::Receiver<Arc<T>>,
+    groups: Vec<watch::Sender<Arc<Frame>>>,
+    prepare: Prepare<T>,
+}
+
+impl<T> Pacer<T> {
+    /// The first change after a quiet spell goes out at once, then at most
+    /// one event per pause (`pace`, longer for a large audience), always
+    /// ending on the newest state.
+    ///
+    /// An event goes to the groups of streams one after the other, yielding
+    /// in between. Waking every stream at once would queue them all ahead of
+    /// everything else the server has to do: with 10,000 readers, a vote's
+    /// commit or answer would wait behind the whole fan-out. Group by group,
+    /// other work gets its turn in between, and the last stream is reached
+    /// about as soon.
+    async fn run(mut self, versions: Versions, pace: Duration, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                changed = self.states.changed() => if changed.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
+            let readers = {
+                let mut version = versions.lock().await;
+                *version += 1;
+                let state = self.states.borrow_and_update().clone();
+                let frame = Arc::new((self.prepare)(&state, *version));
+                let mut readers = 0;
+                for group in &self.groups {
+                    group.send_replace(frame.clone());
+                    readers += group.receiver_count().saturating_sub(1);
+                    tokio::task::yield_now().await;
+                }
+                readers
+            };
+            // Changes during the pause are folded into the next event.
+            tokio::select! {
+                () = tokio::time::sleep(pause_after(pace, readers)) => {}
+                () = shutdown.cancelled() => return,
+            }
         }
     }
 }

@@ -63,8 +63,6 @@ pub struct PollState {
     pub options: Vec<OptionTally>,
     pub percents: Vec<u8>,
     pub total_votes: u64,
-    /// Set by `Live` when the state is published; later states have higher versions.
-    pub version: u64,
 }
 
 impl PollState {
@@ -79,7 +77,6 @@ impl PollState {
             options: row.options,
             percents: Vec::new(),
             total_votes: 0,
-            version: 0,
         };
         state.recount();
         state

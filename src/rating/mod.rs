@@ -49,13 +49,11 @@ impl From<Stars> for u8 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RatingState {
     pub counts: [u64; 5],
-    /// Set by `Live` when the state is published; later states have higher versions.
-    pub version: u64,
 }
 
 impl RatingState {
     pub fn new(counts: [u64; 5]) -> Self {
-        Self { counts, version: 0 }
+        Self { counts }
     }
 
     pub fn count(&self) -> u64 {
