@@ -214,6 +214,11 @@ run_growth() {
     for size in "${sizes[@]}"; do
         echo "== growth: the poll filled to $size votes cast"
         "$BENCH_DIR/prefill.sh" "$db" "$POLL" "$size" | sed 's/^/   /'
+        # The fill leaves up to gigabytes of dirty pages for the kernel to
+        # write back (it runs with synchronous=OFF); measured at once, every
+        # fsync of the server would wait behind that. A server's database is
+        # not in that state: let it reach the disk first.
+        sync
         local bytes t0 t1 restart_ms
         # The database and its WAL, which may not exist.
         bytes=$({ stat -c %s "$db" "$db-wal" 2>/dev/null || true; } | awk '{ s += $1 } END { printf "%.0f\n", s }')
