@@ -514,7 +514,18 @@ async fn wait_for_results(
     expected: &[String],
     chosen_label: Option<&str>,
 ) {
-    wait_until(WAIT, what, || async {
+    wait_for_results_within(WAIT, driver, what, expected, chosen_label).await;
+}
+
+/// `wait_for_results`, giving up after `timeout`.
+async fn wait_for_results_within(
+    timeout: Duration,
+    driver: &WebDriver,
+    what: &str,
+    expected: &[String],
+    chosen_label: Option<&str>,
+) {
+    wait_until(timeout, what, || async {
         let rows = poll_rows(driver).await.map_err(|e| e.to_string())?;
         let results_ok = rows.len() == expected.len()
             && rows
@@ -1176,22 +1187,12 @@ async fn live_results_reach_an_open_page() {
     assert!(expected[2].starts_with("25 "), "{expected:?}");
 
     let started = Instant::now();
-    wait_until(
+    wait_for_results_within(
         LIVE_WAIT,
+        driver,
         "the other reader's vote to show on the open page",
-        || async {
-            let rows = poll_rows(driver).await.map_err(|e| e.to_string())?;
-            let ok = rows.len() == expected.len()
-                && rows
-                    .iter()
-                    .zip(&expected)
-                    .all(|((text, chosen), result)| text.contains(result.as_str()) && !chosen);
-            if ok {
-                Ok(())
-            } else {
-                Err(describe_rows(&rows))
-            }
-        },
+        &expected,
+        None,
     )
     .await;
     eprintln!("live update reached the page in {:?}", started.elapsed());
@@ -1283,21 +1284,13 @@ async fn a_vote_in_one_browser_moves_the_results_in_another() {
     wait_for_results(&voter.driver, "the voter's results", &after, Some(OPTION_2)).await;
 
     // The watcher sees the counts move, not marked as its own vote.
-    wait_until(LIVE_WAIT, "the vote to reach the other browser", || async {
-        let rows = poll_rows(&watcher.driver)
-            .await
-            .map_err(|e| e.to_string())?;
-        let moved = rows.len() == after.len()
-            && rows
-                .iter()
-                .zip(&after)
-                .all(|((text, chosen), result)| text.contains(result.as_str()) && !chosen);
-        if moved {
-            Ok(())
-        } else {
-            Err(describe_rows(&rows))
-        }
-    })
+    wait_for_results_within(
+        LIVE_WAIT,
+        &watcher.driver,
+        "the vote to reach the other browser",
+        &after,
+        None,
+    )
     .await;
     let marker = watcher.js("return window.tribuneTestMarker || null;").await;
     assert_eq!(marker, "same document", "the update came without a reload");
@@ -1345,22 +1338,12 @@ async fn refused_a_stream_the_page_rereads_the_results() {
     assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     let expected = results_of(&response.json().await.unwrap());
 
-    wait_until(
+    wait_for_results_within(
         Duration::from_secs(15),
+        driver,
         "the page to re-read the results",
-        || async {
-            let rows = poll_rows(driver).await.map_err(|e| e.to_string())?;
-            let ok = rows.len() == expected.len()
-                && rows
-                    .iter()
-                    .zip(&expected)
-                    .all(|((text, _), result)| text.contains(result.as_str()));
-            if ok {
-                Ok(())
-            } else {
-                Err(describe_rows(&rows))
-            }
-        },
+        &expected,
+        None,
     )
     .await;
     let marker = browser.js("return window.tribuneTestMarker || null;").await;
