@@ -211,7 +211,7 @@ impl<T: Send + Sync + 'static> Topic<T> {
 /// The least pause between two events of a topic for each of its readers:
 /// an event costs a write per reader, so the pause grows with the audience,
 /// keeping what the writes cost the server to a bounded share of its time.
-const PAUSE_PER_READER: Duration = Duration::from_micros(40);
+const PAUSE_PER_READER: Duration = Duration::from_micros(60);
 /// The longest pause, whatever the audience: a reader is never much more
 /// than a second behind.
 const LONGEST_PAUSE: Duration = Duration::from_millis(750);
@@ -277,7 +277,7 @@ mod tests {
         let pace = Duration::from_millis(250);
         assert_eq!(pause_after(pace, 0), pace);
         assert_eq!(pause_after(pace, 1_000), pace);
-        assert_eq!(pause_after(pace, 10_000), Duration::from_millis(400));
+        assert_eq!(pause_after(pace, 10_000), Duration::from_millis(600));
         assert_eq!(pause_after(pace, 19_000), LONGEST_PAUSE);
         assert_eq!(pause_after(pace, usize::MAX), LONGEST_PAUSE);
         // A pace set longer than the longest pause is kept.
