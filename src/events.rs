@@ -49,11 +49,11 @@ const RESERVED_FILES: u64 = 2_000;
 /// Asked of a refused client before it tries again.
 const REFUSED_RETRY_AFTER_SECS: u64 = 30;
 
-/// What streams share: the caps on their number, and the shutdown signal that ends them.
+/// What streams share: the caps on their number, the heartbeat, and the
+/// shutdown signal that stops the hub (and with it every stream).
 #[derive(Debug)]
 pub struct Streams {
     slots: Arc<Semaphore>,
-    capacity: usize,
     max_per_address: Option<u32>,
     per_address: Mutex<HashMap<IpAddr, u32>>,
     /// Silence after which a stream sends a comment line.
@@ -65,21 +65,11 @@ impl Streams {
     pub fn new(capacity: usize, max_per_address: Option<u32>, heartbeat: Duration) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(capacity)),
-            capacity,
             max_per_address,
             per_address: Mutex::default(),
             heartbeat,
             shutdown: CancellationToken::new(),
         }
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Streams open right now.
-    pub fn open(&self) -> usize {
-        self.capacity - self.slots.available_permits()
     }
 
     /// A slot for one more stream from `address`, or the refusal to send.
