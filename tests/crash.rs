@@ -47,3 +47,28 @@ async fn acknowledged_votes_survive_kill_9() {
     // Only votes in flight at the kill (at most one per voter) may be counted without an answer.
     assert_every_acknowledged_vote_counted(&poll, acknowledged, 16);
 }
+
+/// kill -9 cannot tell `synchronous=FULL` from `NORMAL` (the OS keeps what the
+/// process wrote); a power cut can. So the setting itself is checked, on the
+/// writer's connection and the pool's.
+#[tokio::test]
+async fn the_writer_commits_with_synchronous_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let db = tribune::store::Db::open(&url).await.unwrap();
+    let mut writer = db.writer_connection(Duration::from_secs(5)).await.unwrap();
+    let (writer_sync,): (i64,) = sqlx::query_as("pragma synchronous")
+        .fetch_one(&mut writer)
+        .await
+        .unwrap();
+    let (pool_sync,): (i64,) = sqlx::query_as("pragma synchronous")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let (journal,): (String,) = sqlx::query_as("pragma journal_mode")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!((writer_sync, pool_sync), (2, 2), "2 is FULL");
+    assert_eq!(journal, "wal");
+}
