@@ -66,7 +66,7 @@ impl Frame {
 }
 
 /// Streams of one topic are split into this many groups, each on its own
-/// channel, and an event goes to one group after the other (see `pace_events`).
+/// channel, and an event goes to one group after the other (see `Pacer::run`).
 const GROUPS: usize = 16;
 
 /// One poll's or one article's channels.
