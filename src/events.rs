@@ -39,6 +39,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::error::{ApiResult, AppError, Problem};
 use crate::live::Frame;
+use crate::openapi::ReadProblems;
 use crate::reader::{ClientAddress, network_of};
 use crate::telemetry::metrics;
 
@@ -171,13 +172,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 200, description = "The stream; `schema` describes each event.",
             content_type = "text/event-stream", body = ref("#/components/schemas/PollEvent"),
             example = "retry: 4213\n\nid: 7\nevent: poll\ndata: {\"id\":\"us-long-term-goals\",…}\n\n"),
-        (status = 400, description = "The address could not be read (a path segment that is not \
-            UTF-8).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "There is no such poll.", body = Problem,
             content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this address (`--rate-limit`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        ReadProblems,
         (status = 503, description = "Too many streams are open, overall or from this address \
             (`--max-streams-per-address`); read `GET /api/v1/polls/{poll}` instead.",
             body = Problem, content_type = "application/problem+json",
@@ -216,13 +213,9 @@ async fn poll_events(
         (status = 200, description = "The stream; `schema` describes each event.",
             content_type = "text/event-stream", body = ref("#/components/schemas/ArticleEvent"),
             example = "retry: 4213\n\nid: 3\nevent: rating\ndata: {\"article\":\"csto-summit-2015\",…}\n\n"),
-        (status = 400, description = "The address could not be read (a path segment that is not \
-            UTF-8).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "There is no such article.", body = Problem,
             content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this address (`--rate-limit`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        ReadProblems,
         (status = 503, description = "Too many streams are open, overall or from this address \
             (`--max-streams-per-address`); read the rating and the poll instead.",
             body = Problem, content_type = "application/problem+json",

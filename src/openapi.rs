@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::{self, AppState};
-use crate::error::{ApiResult, AppError};
+use crate::error::{ApiResult, AppError, Problem};
 use crate::poll::PollResults;
 use crate::rating::RatingSummary;
 
@@ -54,6 +54,26 @@ and is never counted twice.
 `If-None-Match`; answers that carry the reader's own vote or rating are \
 `private`. CORS is open for reads and closed for writes, and a browser's \
 cross-site `POST` or `PUT` is refused with 403.";
+
+/// The problems any read of the API may answer, whatever it reads (an
+/// address that is not UTF-8, the rate limit), written once for the four
+/// routes that read.
+#[derive(utoipa::IntoResponses)]
+pub enum ReadProblems {
+    #[response(
+        status = 400,
+        description = "The address could not be read (a path segment that is not UTF-8).",
+        content_type = "application/problem+json"
+    )]
+    BadAddress(Problem<'static>),
+    #[response(
+        status = 429,
+        description = "Too many requests from this address (`--rate-limit`).",
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))
+    )]
+    RateLimited(Problem<'static>),
+}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -21,6 +21,7 @@ use crate::article::Article;
 use crate::ballot::{Ballot, Receipt};
 use crate::error::{ApiError, ApiResult, AppError, Problem, Result};
 use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
+use crate::openapi::ReadProblems;
 use crate::reader::{self, ClientAddress};
 use crate::store;
 
@@ -197,13 +198,9 @@ async fn rate_form(
             )),
         (status = 304, description = "Not modified: `If-None-Match` names the current state.",
             headers(("ETag" = String, description = "The current state."))),
-        (status = 400, description = "The address could not be read (a path segment that is not \
-            UTF-8).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "There is no such article.", body = Problem,
             content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this address (`--rate-limit`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        ReadProblems,
     )
 )]
 async fn rating_api(
