@@ -106,6 +106,7 @@ impl AppState {
             lock_wait: config.write_lock_wait,
             faults: config.writer_faults.clone(),
         };
+        crate::live::sync::follow(&db, live.clone(), streams.shutdown.clone());
         let (ballots, writer) = BallotBox::start(&db, live.clone(), settings).await?;
         let rate_limit = match config.rate_limit {
             Some(per_second) => {
@@ -132,14 +133,12 @@ impl AppState {
 
 /// Reads the articles, polls and ratings the server shows.
 async fn load(db: &Db) -> anyhow::Result<(Catalog, Vec<PollState>, Vec<ArticleRating>)> {
-    let site = store::articles::load_site(db.pool())
-        .await?
-        .unwrap_or(Site {
-            name: "Tribune".to_owned(),
-            footer_links: Vec::new(),
-        });
-    let rows = store::articles::load_articles(db.pool()).await?;
-    let polls = store::polls::load_polls(db.pool()).await?;
+    let site = store::articles::load_site(db).await?.unwrap_or(Site {
+        name: "Tribune".to_owned(),
+        footer_links: Vec::new(),
+    });
+    let rows = store::articles::load_articles(db).await?;
+    let polls = store::polls::load_polls(db).await?;
     let mut poll_states = Vec::with_capacity(polls.len());
     let mut articles = Vec::with_capacity(rows.len());
     for row in rows {
@@ -149,7 +148,7 @@ async fn load(db: &Db) -> anyhow::Result<(Catalog, Vec<PollState>, Vec<ArticleRa
         }
         articles.push(Article::from_row(row, poll.map(|p| p.id.as_str().into())));
     }
-    let ratings = store::ratings::all_distributions(db.pool())
+    let ratings = store::ratings::all_distributions(db)
         .await?
         .into_iter()
         .filter_map(|(article_id, counts)| {

@@ -22,11 +22,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
-use sqlx::Connection;
-use sqlx::sqlite::SqliteConnection;
-
 use crate::store::export::{CastVote, PollTallies, VoteScan};
-use crate::store::{self, Db};
+use crate::store::{self, Db, OwnConn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -144,19 +141,19 @@ pub async fn export_poll<W: Write + Send + 'static>(
 }
 
 async fn export_in<W: Write + Send + 'static>(
-    conn: &mut SqliteConnection,
+    conn: &mut OwnConn,
     poll: &str,
     format: ExportFormat,
     out: W,
     progress: ProgressBar,
 ) -> anyhow::Result<Option<Exported>> {
-    let mut snapshot = conn.begin().await?;
-    let Some(tallies) = store::export::poll_tallies(&mut snapshot, poll).await? else {
+    let mut snapshot = conn.begin_snapshot().await?;
+    let Some(tallies) = store::export::poll_tallies(snapshot.conn(), poll).await? else {
         return Ok(None);
     };
     let head = Head::new(poll, tallies);
     progress.set_length(head.cast_votes);
-    let all_votes = store::export::all_cast_votes(&mut snapshot).await?;
+    let all_votes = store::export::all_cast_votes(snapshot.conn()).await?;
     let scan = if head.cast_votes.saturating_mul(8) >= all_votes {
         VoteScan::Table
     } else {
@@ -170,7 +167,7 @@ async fn export_in<W: Write + Send + 'static>(
         (result, feed.written)
     });
 
-    let mut rows = store::export::votes_oldest_first(&mut snapshot, poll, scan);
+    let mut rows = store::export::votes_oldest_first(snapshot.conn(), poll, scan);
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut read_error = None;
     let mut writer_gone = false;

@@ -192,11 +192,10 @@ async fn reader_state(
         return Ok((None, None));
     };
     let vote = match &article.poll_id {
-        Some(poll) => store::polls::reader_choice(state.db.pool(), poll, reader.as_str()).await?,
+        Some(poll) => store::polls::reader_choice(&state.db, poll, reader.as_str()).await?,
         None => None,
     };
-    let rating =
-        store::ratings::reader_rating(state.db.pool(), article.id, reader.as_str()).await?;
+    let rating = store::ratings::reader_rating(&state.db, article.id, reader.as_str()).await?;
     Ok((vote, rating))
 }
 

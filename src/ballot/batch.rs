@@ -25,12 +25,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use sqlx::sqlite::SqliteConnection;
-
 use super::{Ballot, Fault, Job, Now, Receipt, Writer, Written, answer_to_keep, replay, star_slot};
 use crate::idempotency::Keyed;
 use crate::reader::{AddressHash, ReaderId};
-use crate::store::{self, idempotency::KeptAnswer};
+use crate::store::{self, Conn, idempotency::KeptAnswer};
 
 /// What the batch's ballots depend on: as read before the batch, then as
 /// each decided ballot leaves it.
@@ -67,12 +65,12 @@ impl Writer {
     /// at a time instead. The caller rolls back on any error.
     pub(super) async fn write_set_based(
         &self,
-        conn: &mut SqliteConnection,
+        mut conn: Conn<'_>,
         batch: &[Job],
         now: &Now,
     ) -> Result<Written, Fault> {
         let waiting: Vec<&Job> = batch.iter().filter(|j| !j.reply.is_closed()).collect();
-        let mut before = self.read_before(conn, &waiting, now).await?;
+        let mut before = self.read_before(conn.reborrow(), &waiting, now).await?;
         let mut changes = Changes::default();
         let mut written = Written::default();
         for job in batch {
@@ -91,7 +89,7 @@ impl Writer {
     /// Reads what the waiting ballots depend on, a statement per kind.
     async fn read_before(
         &self,
-        conn: &mut SqliteConnection,
+        mut conn: Conn<'_>,
         jobs: &[&Job],
         now: &Now,
     ) -> Result<Before, Fault> {
@@ -116,12 +114,12 @@ impl Writer {
                         continue;
                     }
                     if !before.tallies.contains_key(poll) {
-                        let tallies = store::polls::tallies(conn, poll).await?;
+                        let tallies = store::polls::tallies(conn.reborrow(), poll).await?;
                         before.tallies.insert(poll.clone(), tallies.into());
                     }
                     pairs.push((&**poll, voter.as_str()));
                     if let Some(address) = address {
-                        addresses.push((format!("poll:{poll}"), hex::encode(address.0)));
+                        addresses.push((job.ballot.scope(), hex::encode(address.0)));
                     }
                 }
                 Ballot::Rating {
@@ -131,23 +129,26 @@ impl Writer {
                     ..
                 } => {
                     if !before.counts.contains_key(article_id) {
-                        let counts = store::ratings::distribution(&mut *conn, *article_id).await?;
+                        let counts =
+                            store::ratings::distribution(conn.reborrow(), *article_id).await?;
                         before.counts.insert(*article_id, counts);
                     }
                     raters.push((*article_id, voter.as_str()));
                     if let Some(address) = address {
-                        addresses.push((format!("rating:{article_id}"), hex::encode(address.0)));
+                        addresses.push((job.ballot.scope(), hex::encode(address.0)));
                     }
                 }
             }
         }
         if !pairs.is_empty() {
-            for (poll, voter) in store::polls::voted_among(conn, &pairs).await? {
+            for (poll, voter) in store::polls::voted_among(conn.reborrow(), &pairs).await? {
                 before.voted.insert((poll.into(), voter));
             }
         }
         if !raters.is_empty() {
-            for (article, voter, stars) in store::ratings::stars_among(conn, &raters).await? {
+            for (article, voter, stars) in
+                store::ratings::stars_among(conn.reborrow(), &raters).await?
+            {
                 before.stars.insert((article, voter), stars);
             }
         }
@@ -158,7 +159,7 @@ impl Writer {
                 .collect();
             let since = now.millis - super::millis(self.settings.address_window);
             for (scope, hash, count, oldest) in
-                store::addresses::uses_among(conn, &pairs, since).await?
+                store::addresses::uses_among(conn.reborrow(), &pairs, since).await?
             {
                 let mut address = [0_u8; 32];
                 if hex::decode_to_slice(&hash, &mut address).is_ok() {
@@ -167,7 +168,7 @@ impl Writer {
             }
         }
         if !ids.is_empty() {
-            for kept in store::idempotency::find_among(conn, &ids).await? {
+            for kept in store::idempotency::find_among(conn.reborrow(), &ids).await? {
                 before.kept.insert(kept.id.clone(), kept);
             }
         }
@@ -199,7 +200,7 @@ impl Writer {
                 if !self.is_open(poll, now) {
                     return Receipt::PollClosed;
                 }
-                let scope = format!("poll:{poll}");
+                let scope = job.ballot.scope();
                 let voted = (poll.clone(), voter.as_str().to_owned());
                 let has_voted = before.voted.contains(&voted);
                 if let Some(limit) = self.limit_of(before, &scope, address.as_ref(), now) {
@@ -241,7 +242,7 @@ impl Writer {
                 stars,
                 address,
             } => {
-                let scope = format!("rating:{article_id}");
+                let scope = job.ballot.scope();
                 if let Some(limit) = self.limit_of(before, &scope, address.as_ref(), now) {
                     return limit;
                 }
@@ -334,7 +335,7 @@ fn keep(changes: &mut Changes, before: &mut Before, job: &Job, receipt: Receipt)
 /// Writes what the batch changes, a statement per kind, and checks each
 /// against what the receipts say.
 async fn apply(
-    conn: &mut SqliteConnection,
+    mut conn: Conn<'_>,
     changes: &Changes,
     after: &Before,
     now: &Now,
@@ -345,7 +346,7 @@ async fn apply(
             .iter()
             .map(|(poll, option, voter)| (&**poll, *option, voter.as_str()))
             .collect();
-        let recorded = store::polls::insert_votes(conn, &votes, now.millis).await?;
+        let recorded = store::polls::insert_votes(conn.reborrow(), &votes, now.millis).await?;
         if recorded != votes.len() as u64 {
             return Err(Fault::Batch(format!(
                 "{recorded} of {} votes recorded",
@@ -357,7 +358,7 @@ async fn apply(
             .iter()
             .map(|((poll, option), n)| (&**poll, *option, *n))
             .collect();
-        let tallies = store::polls::add_to_tallies(conn, &added).await?;
+        let tallies = store::polls::add_to_tallies(conn.reborrow(), &added).await?;
         let agrees = tallies.len() == added.len()
             && tallies.iter().all(|(poll, option, votes)| {
                 after
@@ -378,7 +379,7 @@ async fn apply(
             .iter()
             .map(|(scope, hash)| (scope.as_str(), hash.as_str()))
             .collect();
-        store::addresses::record_uses(conn, &uses, now.millis).await?;
+        store::addresses::record_uses(conn.reborrow(), &uses, now.millis).await?;
     }
     if !changes.ratings.is_empty() {
         let ratings: Vec<(i64, &str, u8)> = changes
@@ -386,10 +387,10 @@ async fn apply(
             .iter()
             .map(|(article, voter, stars)| (*article, voter.as_str(), *stars))
             .collect();
-        store::ratings::upsert_ratings(conn, &ratings, now.millis).await?;
+        store::ratings::upsert_ratings(conn.reborrow(), &ratings, now.millis).await?;
         let articles: HashSet<i64> = changes.ratings.iter().map(|(a, _, _)| *a).collect();
         for article in articles {
-            let stored = store::ratings::distribution(&mut *conn, article).await?;
+            let stored = store::ratings::distribution(conn.reborrow(), article).await?;
             if after.counts.get(&article) != Some(&stored) {
                 return Err(Fault::Batch(format!(
                     "article {article} has {stored:?} readers per star, not as counted"
@@ -399,7 +400,7 @@ async fn apply(
     }
     if !changes.kept.is_empty() {
         let kept: Vec<&KeptAnswer> = changes.kept.iter().collect();
-        store::idempotency::keep_all(conn, &kept, now.millis).await?;
+        store::idempotency::keep_all(conn.reborrow(), &kept, now.millis).await?;
     }
     Ok(())
 }

@@ -43,8 +43,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::Connection;
-use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -54,7 +52,7 @@ use crate::live::Live;
 use crate::poll::OptionId;
 use crate::rating::{RatingState, Stars};
 use crate::reader::{AddressHash, ReaderId};
-use crate::store::{self, Db};
+use crate::store::{self, Conn, Db, OwnConn};
 use crate::telemetry::metrics;
 
 mod batch;
@@ -85,6 +83,15 @@ impl Ballot {
     fn voter(&self) -> &ReaderId {
         match self {
             Self::Vote { voter, .. } | Self::Rating { voter, .. } => voter,
+        }
+    }
+
+    /// What it writes to: its poll or its article's rating. Addresses are
+    /// capped per scope, and a batch locks its scopes.
+    fn scope(&self) -> String {
+        match self {
+            Self::Vote { poll, .. } => format!("poll:{poll}"),
+            Self::Rating { article_id, .. } => format!("rating:{article_id}"),
         }
     }
 
@@ -251,16 +258,12 @@ impl InjectedFaults {
         self.panic.store(true, Ordering::Relaxed);
     }
 
-    async fn before_transaction(&self, conn: &mut SqliteConnection) -> Result<(), Fault> {
+    async fn before_transaction(&self, conn: &mut OwnConn) -> Result<(), Fault> {
         if self.panic.swap(false, Ordering::Relaxed) {
             panic!("a panic injected into the writer");
         }
-        let pragma = if self.read_only.load(Ordering::Relaxed) {
-            "pragma query_only = on"
-        } else {
-            "pragma query_only = off"
-        };
-        sqlx::query(pragma).execute(&mut *conn).await?;
+        let read_only = self.read_only.load(Ordering::Relaxed);
+        store::checks::set_read_only(conn.conn(), read_only).await?;
         if self.disk_full.load(Ordering::Relaxed) {
             return Err(Fault::Database(
                 std::io::Error::from_raw_os_error(28 /* ENOSPC */).into(),
@@ -284,17 +287,24 @@ enum Fault {
 
 impl From<sqlx::Error> for Fault {
     fn from(error: sqlx::Error) -> Self {
-        // SQLite's primary result codes (the low byte of the extended code)
-        // for what a statement itself did wrong: an error in it (1), too big
-        // (18), a constraint or trigger (19), a type mismatch (20), a bad
-        // parameter (25). Everything else (busy, locked, read-only, I/O,
-        // full, corrupt, cannot open…) and every error that is not SQLite's
-        // is the database's.
-        let own = error
-            .as_database_error()
-            .and_then(|e| e.code())
-            .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(|code| matches!(code & 0xff, 1 | 18 | 19 | 20 | 25));
+        let own = error.as_database_error().is_some_and(|e| {
+            match e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                // PostgreSQL's SQLSTATE classes for what a statement itself
+                // did wrong: bad data (22), a constraint (23), an error in it
+                // (42). Everything else (a lock timeout, a broken connection,
+                // a full disk, a read-only server…) is the database's.
+                Some(pg) => matches!(pg.code().get(..2), Some("22" | "23" | "42")),
+                // SQLite's primary result codes (the low byte of the extended
+                // code) for the same: an error in it (1), too big (18), a
+                // constraint or trigger (19), a type mismatch (20), a bad
+                // parameter (25). Everything else (busy, locked, read-only,
+                // I/O, full, corrupt, cannot open…) is the database's.
+                None => e
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| matches!(code & 0xff, 1 | 18 | 19 | 20 | 25)),
+            }
+        });
         if own {
             Self::Ballot(error)
         } else {
@@ -332,7 +342,7 @@ struct Writer {
 /// Runs writer sessions until the queue closes: each on a connection of its
 /// own, in a task of its own, so that a session that fails or panics is
 /// followed by a fresh one after a wait, with every ballot meanwhile refused.
-async fn supervise(first: SqliteConnection, rx: mpsc::Receiver<Job>, writer: Writer) {
+async fn supervise(first: OwnConn, rx: mpsc::Receiver<Job>, writer: Writer) {
     // A session holds the queue's lock for its life; a panic releases it.
     let rx = Arc::new(Mutex::new(rx));
     let mut conn = Some(first);
@@ -383,11 +393,7 @@ impl Writer {
         }
     }
 
-    async fn session(
-        self,
-        conn: Option<SqliteConnection>,
-        rx: Arc<Mutex<mpsc::Receiver<Job>>>,
-    ) -> Stop {
+    async fn session(self, conn: Option<OwnConn>, rx: Arc<Mutex<mpsc::Receiver<Job>>>) -> Stop {
         let mut rx = rx.lock_owned().await;
         let mut conn = match conn {
             Some(conn) => conn,
@@ -448,20 +454,20 @@ impl Writer {
     }
 
     /// A fresh connection, once a small write on it has committed.
-    async fn reconnect(&self) -> Result<SqliteConnection, Fault> {
+    async fn reconnect(&self) -> Result<OwnConn, Fault> {
         let mut conn = self
             .db
             .writer_connection(self.settings.lock_wait)
             .await
             .map_err(Fault::Database)?;
         self.before_transaction(&mut conn).await?;
-        let mut tx = conn.begin_with("begin immediate").await?;
-        store::checks::check_writable(&mut tx, store::now_millis()).await?;
+        let mut tx = conn.begin_write().await?;
+        store::checks::check_writable(tx.conn(), store::now_millis()).await?;
         tx.commit().await?;
         Ok(conn)
     }
 
-    async fn before_transaction(&self, conn: &mut SqliteConnection) -> Result<(), Fault> {
+    async fn before_transaction(&self, conn: &mut OwnConn) -> Result<(), Fault> {
         match &self.settings.faults {
             Some(faults) => faults.before_transaction(conn).await,
             None => Ok(()),
@@ -469,15 +475,15 @@ impl Writer {
     }
 
     /// Erases address uses past the cap's window and answers past theirs.
-    async fn upkeep(&self, conn: &mut SqliteConnection) -> Result<(), Fault> {
+    async fn upkeep(&self, conn: &mut OwnConn) -> Result<(), Fault> {
         let now = store::now_millis();
         self.before_transaction(conn).await?;
-        let mut tx = conn.begin_with("begin immediate").await?;
+        let mut tx = conn.begin_write().await?;
         let addresses =
-            store::addresses::erase_before(&mut tx, now - millis(self.settings.address_window))
+            store::addresses::erase_before(tx.conn(), now - millis(self.settings.address_window))
                 .await?;
         let answers = store::idempotency::erase_before(
-            &mut tx,
+            tx.conn(),
             now - millis(self.settings.idempotency_window),
         )
         .await?;
@@ -491,28 +497,28 @@ impl Writer {
     }
 
     /// Writes a batch in one transaction; the receipts are valid only once it returns `Ok`.
-    async fn write_batch(
-        &self,
-        conn: &mut SqliteConnection,
-        batch: &[Job],
-    ) -> Result<Written, Fault> {
+    async fn write_batch(&self, conn: &mut OwnConn, batch: &[Job]) -> Result<Written, Fault> {
         self.write_batch_at(conn, batch, &Now::new()).await
     }
 
     async fn write_batch_at(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut OwnConn,
         batch: &[Job],
         now: &Now,
     ) -> Result<Written, Fault> {
         self.before_transaction(conn).await?;
-        let mut tx = conn.begin_with("begin immediate").await?;
-        let written = match self.write_set_based(&mut tx, batch, now).await {
+        let scopes = scopes_of(batch);
+        let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let mut tx = conn.begin_write().await?;
+        store::lock_scopes(tx.conn(), &scopes).await?;
+        let written = match self.write_set_based(tx.conn(), batch, now).await {
             Ok(written) => written,
             Err(fault @ (Fault::Ballot(_) | Fault::Batch(_))) => {
                 tracing::warn!(error = %fault, "a ballot failed; writing its batch again one ballot at a time");
                 tx.rollback().await?;
-                tx = conn.begin_with("begin immediate").await?;
+                tx = conn.begin_write().await?;
+                store::lock_scopes(tx.conn(), &scopes).await?;
                 let mut written = Written::default();
                 self.write_each_alone(&mut tx, batch, &mut written, now)
                     .await?;
@@ -520,6 +526,7 @@ impl Writer {
             }
             Err(fault) => return Err(fault),
         };
+        written.notify(tx.conn()).await?;
         tx.commit().await?;
         Ok(written)
     }
@@ -529,7 +536,7 @@ impl Writer {
     /// back and answered alone.
     async fn write_each_alone(
         &self,
-        conn: &mut SqliteConnection,
+        tx: &mut store::Tx<'_>,
         batch: &[Job],
         written: &mut Written,
         now: &Now,
@@ -540,8 +547,8 @@ impl Writer {
                 written.outcomes.push(None);
                 continue;
             }
-            let mut savepoint = conn.begin().await?;
-            match self.write_one(&mut savepoint, job, written, now).await {
+            let mut savepoint = tx.savepoint().await?;
+            match self.write_one(savepoint.conn(), job, written, now).await {
                 Ok(receipt) => {
                     savepoint.commit().await?;
                     written.outcomes.push(Some(Ok(receipt)));
@@ -562,13 +569,13 @@ impl Writer {
     /// only once all of its statements have succeeded.
     async fn write_one(
         &self,
-        conn: &mut SqliteConnection,
+        mut conn: Conn<'_>,
         job: &Job,
         written: &mut Written,
         now: &Now,
     ) -> Result<Receipt, Fault> {
         if let Some(key) = &job.key
-            && let Some(receipt) = earlier_answer(conn, key, job.ballot.voter()).await?
+            && let Some(receipt) = earlier_answer(conn.reborrow(), key, job.ballot.voter()).await?
         {
             return Ok(receipt);
         }
@@ -582,24 +589,31 @@ impl Writer {
                 if !self.is_open(poll, now) {
                     return Ok(Receipt::PollClosed);
                 }
-                let scope = format!("poll:{poll}");
+                let scope = job.ballot.scope();
                 if let Some(limit) = self
-                    .over_address_limit(conn, &scope, address.as_ref(), now)
+                    .over_address_limit(conn.reborrow(), &scope, address.as_ref(), now)
                     .await?
                 {
                     // A reader who already voted hears that, not that the address is busy.
-                    if store::polls::has_voted(conn, poll, voter.as_str()).await? {
+                    if store::polls::has_voted(conn.reborrow(), poll, voter.as_str()).await? {
                         return Ok(Receipt::AlreadyVoted);
                     }
                     return Ok(limit);
                 }
-                let before = written.tallies(conn, poll).await?;
-                if !store::polls::insert_vote(conn, poll, option.get(), voter.as_str(), now.millis)
-                    .await?
+                let before = written.tallies(conn.reborrow(), poll).await?;
+                if !store::polls::insert_vote(
+                    conn.reborrow(),
+                    poll,
+                    option.get(),
+                    voter.as_str(),
+                    now.millis,
+                )
+                .await?
                 {
                     return Ok(Receipt::AlreadyVoted);
                 }
-                self.record_use(conn, &scope, address.as_ref(), now).await?;
+                self.record_use(conn.reborrow(), &scope, address.as_ref(), now)
+                    .await?;
                 let tallies: Arc<[(u32, u64)]> = before
                     .iter()
                     .map(|&(id, votes)| (id, votes + u64::from(id == option.get())))
@@ -607,7 +621,7 @@ impl Writer {
                 let receipt = Receipt::Counted {
                     tallies: tallies.clone(),
                 };
-                let receipt = keep_answer(conn, job, receipt, now).await?;
+                let receipt = keep_answer(conn.reborrow(), job, receipt, now).await?;
                 written.polls.insert(poll.clone(), tallies);
                 receipt
             }
@@ -617,31 +631,34 @@ impl Writer {
                 stars,
                 address,
             } => {
-                let scope = format!("rating:{article_id}");
+                let scope = job.ballot.scope();
                 if let Some(limit) = self
-                    .over_address_limit(conn, &scope, address.as_ref(), now)
+                    .over_address_limit(conn.reborrow(), &scope, address.as_ref(), now)
                     .await?
                 {
                     return Ok(limit);
                 }
-                let mut counts = written.counts(conn, *article_id).await?;
-                let earlier = store::ratings::stars_of(conn, *article_id, voter.as_str()).await?;
+                let mut counts = written.counts(conn.reborrow(), *article_id).await?;
+                let earlier =
+                    store::ratings::stars_of(conn.reborrow(), *article_id, voter.as_str()).await?;
                 store::ratings::upsert_rating(
-                    conn,
+                    conn.reborrow(),
                     *article_id,
                     voter.as_str(),
                     stars.get(),
                     now.millis,
                 )
                 .await?;
-                self.record_use(conn, &scope, address.as_ref(), now).await?;
+                self.record_use(conn.reborrow(), &scope, address.as_ref(), now)
+                    .await?;
                 if let Some(slot) = earlier.and_then(|s| star_slot(&mut counts, s)) {
                     *slot = slot.saturating_sub(1);
                 }
                 if let Some(slot) = star_slot(&mut counts, stars.get()) {
                     *slot += 1;
                 }
-                let receipt = keep_answer(conn, job, Receipt::Rated { counts }, now).await?;
+                let receipt =
+                    keep_answer(conn.reborrow(), job, Receipt::Rated { counts }, now).await?;
                 written.ratings.insert(*article_id, counts);
                 receipt
             }
@@ -659,7 +676,7 @@ impl Writer {
     /// `Some(receipt)` when the address has used up its share of `scope` in the window.
     async fn over_address_limit(
         &self,
-        conn: &mut SqliteConnection,
+        conn: Conn<'_>,
         scope: &str,
         address: Option<&AddressHash>,
         now: &Now,
@@ -694,7 +711,7 @@ impl Writer {
     /// Counts a use against the address's cap (only while there is a cap).
     async fn record_use(
         &self,
-        conn: &mut SqliteConnection,
+        conn: Conn<'_>,
         scope: &str,
         address: Option<&AddressHash>,
         now: &Now,
@@ -724,7 +741,7 @@ impl Writer {
 /// The answer kept with the ballot's key, if it was sent before: the same
 /// request gets it again; another request is refused.
 async fn earlier_answer(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     key: &Keyed,
     voter: &ReaderId,
 ) -> Result<Option<Receipt>, Fault> {
@@ -763,7 +780,7 @@ fn replay(
 
 /// For a keyed ballot that changed something, phrases its answer and keeps it with the key.
 async fn keep_answer(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     job: &Job,
     receipt: Receipt,
     now: &Now,
@@ -830,12 +847,20 @@ struct Written {
 }
 
 impl Written {
+    /// Tells the other instances what this batch changed (see `crate::live::sync`).
+    async fn notify(&self, conn: Conn<'_>) -> sqlx::Result<()> {
+        if self.polls.is_empty() && self.ratings.is_empty() {
+            return Ok(());
+        }
+        let changed = crate::live::sync::Changed {
+            polls: self.polls.keys().map(|p| p.to_string()).collect(),
+            articles: self.ratings.keys().copied().collect(),
+        };
+        store::notify(conn, &changed.to_payload()).await
+    }
+
     /// A poll's tallies as this batch has them, read in the transaction at first.
-    async fn tallies(
-        &self,
-        conn: &mut SqliteConnection,
-        poll: &str,
-    ) -> sqlx::Result<Arc<[(u32, u64)]>> {
+    async fn tallies(&self, conn: Conn<'_>, poll: &str) -> sqlx::Result<Arc<[(u32, u64)]>> {
         if let Some(tallies) = self.polls.get(poll) {
             return Ok(tallies.clone());
         }
@@ -843,12 +868,20 @@ impl Written {
     }
 
     /// An article's readers per star as this batch has them.
-    async fn counts(&self, conn: &mut SqliteConnection, article_id: i64) -> sqlx::Result<[u64; 5]> {
+    async fn counts(&self, conn: Conn<'_>, article_id: i64) -> sqlx::Result<[u64; 5]> {
         if let Some(counts) = self.ratings.get(&article_id) {
             return Ok(*counts);
         }
         store::ratings::distribution(conn, article_id).await
     }
+}
+
+/// What a batch writes to, as `store::lock_scopes` names it.
+fn scopes_of(batch: &[Job]) -> Vec<String> {
+    let mut scopes: Vec<String> = batch.iter().map(|job| job.ballot.scope()).collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes
 }
 
 /// The count of readers who gave `stars` (index 0 is one star).
@@ -874,14 +907,12 @@ mod tests {
     /// A server's state on a fresh database, a writer of the test's own on
     /// another connection, and votes for option 4 failing in SQL when they
     /// are written (a repeat vote for it is refused before that).
-    async fn writer() -> (tempfile::TempDir, AppState, Writer, SqliteConnection) {
+    async fn writer() -> (tempfile::TempDir, AppState, Writer, OwnConn) {
         writer_capped(None).await
     }
 
     /// `writer`, with a cap of `cap` uses per address.
-    async fn writer_capped(
-        cap: Option<u32>,
-    ) -> (tempfile::TempDir, AppState, Writer, SqliteConnection) {
+    async fn writer_capped(cap: Option<u32>) -> (tempfile::TempDir, AppState, Writer, OwnConn) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let content = concat!(env!("CARGO_MANIFEST_DIR"), "/content");
@@ -892,7 +923,7 @@ mod tests {
             "create trigger no_four after insert on votes when new.option_id = 4
              begin select raise(abort, 'option four is broken'); end",
         )
-        .execute(state.db.pool())
+        .execute(state.db.sqlite_pool().unwrap())
         .await
         .unwrap();
         let writer = Writer {
@@ -941,8 +972,8 @@ mod tests {
     }
 
     async fn stored_tallies(state: &AppState) -> Vec<u64> {
-        let mut conn = state.db.pool().acquire().await.unwrap();
-        store::polls::tallies(&mut conn, "us-long-term-goals")
+        let mut pooled = state.db.acquire().await.unwrap();
+        store::polls::tallies(pooled.conn(), "us-long-term-goals")
             .await
             .unwrap()
             .into_iter()
@@ -1119,11 +1150,12 @@ mod tests {
 
     /// Everything the writer keeps, in a form to compare.
     async fn stored(state: &AppState, article_id: i64) -> Vec<String> {
-        let pool = state.db.pool();
+        let pool = state.db.sqlite_pool().unwrap();
+        let mut pooled = state.db.acquire().await.unwrap();
         let mut rows = vec![format!("{:?}", stored_tallies(state).await)];
         rows.push(format!(
             "{:?}",
-            store::ratings::distribution(pool, article_id)
+            store::ratings::distribution(pooled.conn(), article_id)
                 .await
                 .unwrap()
         ));
@@ -1164,8 +1196,8 @@ mod tests {
                     let written = if batch.iter().any(Test::fails) {
                         writer.write_batch_at(&mut conn, &jobs, &now).await.unwrap()
                     } else {
-                        let mut tx = conn.begin_with("begin immediate").await.unwrap();
-                        let written = writer.write_set_based(&mut tx, &jobs, &now).await.unwrap();
+                        let mut tx = conn.begin_write().await.unwrap();
+                        let written = writer.write_set_based(tx.conn(), &jobs, &now).await.unwrap();
                         tx.commit().await.unwrap();
                         written
                     };
@@ -1173,7 +1205,7 @@ mod tests {
                     let mut alone = Vec::new();
                     for ballot in batch {
                         let (job, _receiver) = ballot.job(article_id);
-                        let mut tx = one_conn.begin_with("begin immediate").await.unwrap();
+                        let mut tx = one_conn.begin_write().await.unwrap();
                         let mut one = Written::default();
                         one_writer
                             .write_each_alone(&mut tx, std::slice::from_ref(&job), &mut one, &now)
@@ -1194,7 +1226,8 @@ mod tests {
                         prop_assert_eq!(published, stored_tallies(&state).await);
                     }
                     if let Some(counts) = written.ratings.get(&article_id) {
-                        let stored = store::ratings::distribution(state.db.pool(), article_id).await.unwrap();
+                        let mut pooled = state.db.acquire().await.unwrap();
+                        let stored = store::ratings::distribution(pooled.conn(), article_id).await.unwrap();
                         prop_assert_eq!(*counts, stored);
                     }
                     prop_assert_eq!(stored(&state, article_id).await, stored(&one_state, article_id).await);

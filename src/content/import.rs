@@ -45,12 +45,13 @@ pub async fn import(db: &Db, dir: &Path) -> Result<ImportReport, ImportError> {
         .format(&Rfc3339)
         .unwrap_or_default();
 
-    let mut tx = db.pool().begin().await?;
-    store::articles::save_site(&mut tx, &content.site).await?;
+    let mut tx = db.begin().await?;
+    store::lock_import(tx.conn()).await?;
+    store::articles::save_site(tx.conn(), &content.site).await?;
     let mut polls = 0;
     for doc in &content.articles {
-        let id = store::articles::upsert_article(&mut tx, doc, &now).await?;
-        store::polls::sync_poll(&mut tx, id, doc.poll.as_ref())
+        let id = store::articles::upsert_article(tx.conn(), doc, &now).await?;
+        store::polls::sync_poll(tx.conn(), id, doc.poll.as_ref())
             .await
             .map_err(|source| ImportError::Poll {
                 file: doc.source_path.clone(),

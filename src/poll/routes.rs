@@ -220,9 +220,7 @@ async fn poll_results(
     let poll = find_poll(&state, &poll)?;
     let reader = reader::identify(&jar);
     let your_vote = match &reader {
-        Some(reader) => {
-            store::polls::reader_choice(state.db.pool(), &poll.id, reader.as_str()).await?
-        }
+        Some(reader) => store::polls::reader_choice(&state.db, &poll.id, reader.as_str()).await?,
         None => None,
     };
     Ok(personal(

@@ -212,7 +212,7 @@ async fn rating_api(
     let reader = reader::identify(&jar);
     let your_rating = match &reader {
         Some(reader) => {
-            store::ratings::reader_rating(state.db.pool(), article.id, reader.as_str()).await?
+            store::ratings::reader_rating(&state.db, article.id, reader.as_str()).await?
         }
         None => None,
     };

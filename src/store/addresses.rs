@@ -1,40 +1,44 @@
 //! Address uses: the keyed hashes of the addresses that voted or rated in the
 //! last hour, which the per-address caps count, and nothing older.
 
-use sqlx::sqlite::SqliteConnection;
+use super::{Conn, on_engine};
 
 /// Uses of `scope` by one address since `since`, and when the oldest of them was.
 pub async fn uses_since(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     scope: &str,
     address_hash: &[u8],
     since: i64,
 ) -> sqlx::Result<(u32, Option<i64>)> {
-    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-        r"select count(*), min(used_at) from address_uses
-           where scope = ? and address_hash = ? and used_at > ?",
-    )
-    .bind(scope)
-    .bind(address_hash)
-    .bind(since)
-    .fetch_one(conn)
-    .await?;
+    let (count, oldest): (i64, Option<i64>) = on_engine!(conn, |c, _engine| {
+        sqlx::query_as(
+            r"select count(*), min(used_at) from address_uses
+               where scope = $1 and address_hash = $2 and used_at > $3",
+        )
+        .bind(scope)
+        .bind(address_hash)
+        .bind(since)
+        .fetch_one(c)
+        .await?
+    });
     Ok((u32::try_from(count).unwrap_or(u32::MAX), oldest))
 }
 
 /// Counts one use of `scope` by an address.
 pub async fn record_use(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     scope: &str,
     address_hash: &[u8],
     used_at: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query(r"insert into address_uses (scope, address_hash, used_at) values (?, ?, ?)")
-        .bind(scope)
-        .bind(address_hash)
-        .bind(used_at)
-        .execute(conn)
-        .await?;
+    on_engine!(conn, |c, _engine| {
+        sqlx::query(r"insert into address_uses (scope, address_hash, used_at) values ($1, $2, $3)")
+            .bind(scope)
+            .bind(address_hash)
+            .bind(used_at)
+            .execute(c)
+            .await?;
+    });
     Ok(())
 }
 
@@ -43,23 +47,32 @@ pub async fn record_use(
 const USES_AMONG: &str = r"select u.scope, lower(hex(u.address_hash)), count(*), min(u.used_at)
       from (select distinct json_extract(value, '$[0]') as scope,
                             unhex(json_extract(value, '$[1]')) as address_hash
-              from json_each(?)) as b
+              from json_each($1)) as b
       join address_uses u on u.scope = b.scope and u.address_hash = b.address_hash
-     where u.used_at > ?
+     where u.used_at > $2
+     group by u.scope, u.address_hash";
+
+const USES_AMONG_POSTGRES: &str = r"select u.scope, encode(u.address_hash, 'hex'), count(*), min(u.used_at)
+      from (select distinct value->>0 as scope, decode(value->>1, 'hex') as address_hash
+              from json_array_elements($1::json)) as b
+      join address_uses u on u.scope = b.scope and u.address_hash = b.address_hash
+     where u.used_at > $2
      group by u.scope, u.address_hash";
 
 /// Uses since `since` of each `(scope, address hash in hex)` given that has
 /// any: `(scope, hash in hex, count, oldest)`.
 pub async fn uses_among(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     pairs: &[(&str, &str)],
     since: i64,
 ) -> sqlx::Result<Vec<(String, String, u32, i64)>> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(USES_AMONG)
-        .bind(super::json(pairs)?)
-        .bind(since)
-        .fetch_all(conn)
-        .await?;
+    let rows: Vec<(String, String, i64, i64)> = on_engine!(conn, |c, engine| {
+        sqlx::query_as(engine.pick(USES_AMONG, USES_AMONG_POSTGRES))
+            .bind(super::json(pairs)?)
+            .bind(since)
+            .fetch_all(c)
+            .await?
+    });
     Ok(rows
         .into_iter()
         .map(|(scope, hash, count, oldest)| {
@@ -74,30 +87,34 @@ pub async fn uses_among(
 }
 
 /// Counts one use of each `(scope, address hash in hex)` given, in one statement.
-pub async fn record_uses(
-    conn: &mut SqliteConnection,
-    uses: &[(&str, &str)],
-    used_at: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        r"insert into address_uses (scope, address_hash, used_at)
-          select json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')), ?
-            from json_each(?)",
-    )
-    .bind(used_at)
-    .bind(super::json(uses)?)
-    .execute(conn)
-    .await?;
+pub async fn record_uses(conn: Conn<'_>, uses: &[(&str, &str)], used_at: i64) -> sqlx::Result<()> {
+    on_engine!(conn, |c, engine| {
+        sqlx::query(engine.pick(
+            r"insert into address_uses (scope, address_hash, used_at)
+              select json_extract(value, '$[0]'), unhex(json_extract(value, '$[1]')), $1
+                from json_each($2)",
+            r"insert into address_uses (scope, address_hash, used_at)
+              select value->>0, decode(value->>1, 'hex'), $1
+                from json_array_elements($2::json)",
+        ))
+        .bind(used_at)
+        .bind(super::json(uses)?)
+        .execute(c)
+        .await?;
+    });
     Ok(())
 }
 
 /// Erases the uses at or before `before`; returns how many.
-pub async fn erase_before(conn: &mut SqliteConnection, before: i64) -> sqlx::Result<u64> {
-    let done = sqlx::query(r"delete from address_uses where used_at <= ?")
-        .bind(before)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected())
+pub async fn erase_before(conn: Conn<'_>, before: i64) -> sqlx::Result<u64> {
+    let done = on_engine!(conn, |c, _engine| {
+        sqlx::query(r"delete from address_uses where used_at <= $1")
+            .bind(before)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -113,7 +130,7 @@ mod tests {
         async fn plan(db: &super::super::Db, sql: &str) -> String {
             let rows: Vec<(i64, i64, i64, String)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("explain query plan {sql}")))
-                    .fetch_all(db.pool())
+                    .fetch_all(db.sqlite_pool().unwrap())
                     .await
                     .unwrap();
             rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
@@ -138,7 +155,7 @@ mod tests {
             .connect()
             .await
             .unwrap();
-        sqlx::raw_sql(include_str!("../../migrations/0001_initial.sql"))
+        sqlx::raw_sql(include_str!("../../migrations/sqlite/0001_initial.sql"))
             .execute(&mut conn)
             .await
             .unwrap();
@@ -168,7 +185,7 @@ mod tests {
             .unwrap();
         }
         sqlx::raw_sql(include_str!(
-            "../../migrations/0002_address_uses_and_idempotency.sql"
+            "../../migrations/sqlite/0002_address_uses_and_idempotency.sql"
         ))
         .execute(&mut conn)
         .await

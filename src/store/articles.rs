@@ -1,49 +1,47 @@
 //! Articles and the site, as the importer writes them and the server loads them.
 
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
+use super::{Conn, Db, on_engine};
 use crate::content::{ArticleDoc, Author, FooterLink, Image, Site};
 use crate::i18n::Lang;
 
-pub async fn save_site(conn: &mut SqliteConnection, site: &Site) -> sqlx::Result<()> {
+pub async fn save_site(conn: Conn<'_>, site: &Site) -> sqlx::Result<()> {
     let links = serde_json::to_string(&site.footer_links).unwrap_or_else(|_| "[]".to_owned());
-    sqlx::query(
-        r"insert into site (id, name, footer_links) values (1, ?, ?)
-          on conflict (id) do update set name = excluded.name, footer_links = excluded.footer_links",
-    )
-    .bind(&site.name)
-    .bind(links)
-    .execute(conn)
-    .await?;
+    on_engine!(conn, |c, _engine| {
+        sqlx::query(
+            r"insert into site (id, name, footer_links) values (1, $1, $2)
+              on conflict (id) do update set name = excluded.name, footer_links = excluded.footer_links",
+        )
+        .bind(&site.name)
+        .bind(links)
+        .execute(c)
+        .await?;
+    });
     Ok(())
 }
 
-pub async fn load_site(pool: &SqlitePool) -> sqlx::Result<Option<Site>> {
-    let row = sqlx::query(r"select name, footer_links from site where id = 1")
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(|row| {
-        let links: String = row.get("footer_links");
-        Site {
-            name: row.get("name"),
-            footer_links: serde_json::from_str::<Vec<FooterLink>>(&links).unwrap_or_default(),
-        }
+pub async fn load_site(db: &Db) -> sqlx::Result<Option<Site>> {
+    let mut pooled = db.acquire().await?;
+    let row: Option<(String, String)> = on_engine!(pooled.conn(), |c, _engine| {
+        sqlx::query_as(r"select name, footer_links from site where id = 1")
+            .fetch_optional(c)
+            .await?
+    });
+    Ok(row.map(|(name, links)| Site {
+        name,
+        footer_links: serde_json::from_str::<Vec<FooterLink>>(&links).unwrap_or_default(),
     }))
 }
 
 /// Inserts or updates an article by slug; returns its id.
-pub async fn upsert_article(
-    conn: &mut SqliteConnection,
-    doc: &ArticleDoc,
-    now: &str,
-) -> sqlx::Result<i64> {
+pub async fn upsert_article(conn: Conn<'_>, doc: &ArticleDoc, now: &str) -> sqlx::Result<i64> {
     let image = doc.image.as_ref();
-    sqlx::query_scalar(
+    on_engine!(conn, |c, _engine| sqlx::query_scalar(
         r"insert into articles
               (slug, lang, title, translation, author_name, author_bio, published_at,
                image_src, image_alt, image_credit, body_markdown, source_path, imported_at)
-          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
           on conflict (slug) do update set
               lang = excluded.lang, title = excluded.title, translation = excluded.translation,
               author_name = excluded.author_name, author_bio = excluded.author_bio,
@@ -66,8 +64,8 @@ pub async fn upsert_article(
     .bind(&doc.body_markdown)
     .bind(&doc.source_path)
     .bind(now)
-    .fetch_one(conn)
-    .await
+    .fetch_one(c)
+    .await)
 }
 
 /// An article as stored.
@@ -85,37 +83,43 @@ pub struct ArticleRow {
 }
 
 /// Every article, newest first (by publication date, then by import order).
-pub async fn load_articles(pool: &SqlitePool) -> sqlx::Result<Vec<ArticleRow>> {
-    let rows = sqlx::query(
-        r"select id, slug, lang, title, translation, author_name, author_bio, published_at,
-                 image_src, image_alt, image_credit, body_markdown
-            from articles
-           order by published_at is null, published_at desc, id desc",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let credit: Option<String> = row.get("image_credit");
-            ArticleRow {
-                id: row.get("id"),
-                slug: row.get("slug"),
-                lang: Lang::parse(row.get("lang")).unwrap_or_default(),
-                title: row.get("title"),
-                translation: row.get("translation"),
-                author: Author {
-                    name: row.get("author_name"),
-                    bio: row.get("author_bio"),
-                },
-                published: row.get("published_at"),
-                image: credit.map(|credit| Image {
-                    credit,
-                    src: row.get("image_src"),
-                    alt: row.get("image_alt"),
-                }),
-                body_markdown: row.get("body_markdown"),
-            }
-        })
-        .collect())
+pub async fn load_articles(db: &Db) -> sqlx::Result<Vec<ArticleRow>> {
+    let mut pooled = db.acquire().await?;
+    on_engine!(pooled.conn(), |c, _engine| {
+        let rows = sqlx::query(
+            r"select id, slug, lang, title, translation, author_name, author_bio, published_at,
+                     image_src, image_alt, image_credit, body_markdown
+                from articles
+               order by published_at is null, published_at desc, id desc",
+        )
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let credit: Option<String> = row.try_get("image_credit")?;
+                let lang: String = row.try_get("lang")?;
+                Ok(ArticleRow {
+                    id: row.try_get("id")?,
+                    slug: row.try_get("slug")?,
+                    lang: Lang::parse(&lang).unwrap_or_default(),
+                    title: row.try_get("title")?,
+                    translation: row.try_get("translation")?,
+                    author: Author {
+                        name: row.try_get("author_name")?,
+                        bio: row.try_get("author_bio")?,
+                    },
+                    published: row.try_get("published_at")?,
+                    image: match credit {
+                        Some(credit) => Some(Image {
+                            credit,
+                            src: row.try_get("image_src")?,
+                            alt: row.try_get("image_alt")?,
+                        }),
+                        None => None,
+                    },
+                    body_markdown: row.try_get("body_markdown")?,
+                })
+            })
+            .collect()
+    })
 }

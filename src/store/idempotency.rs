@@ -1,6 +1,6 @@
 //! Answers kept with idempotency keys, so a retried write is answered, not counted again.
 
-use sqlx::sqlite::SqliteConnection;
+use super::{Conn, on_engine};
 
 /// An answer kept with a key.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -15,58 +15,55 @@ pub struct KeptAnswer {
 }
 
 /// The answers kept under either id.
-pub async fn find(
-    conn: &mut SqliteConnection,
-    id: &[u8],
-    other_id: &[u8],
-) -> sqlx::Result<Vec<KeptAnswer>> {
-    sqlx::query_as(
-        r"select id, request, status, body, reader from idempotency_keys where id in (?, ?)",
-    )
-    .bind(id)
-    .bind(other_id)
-    .fetch_all(conn)
-    .await
+pub async fn find(conn: Conn<'_>, id: &[u8], other_id: &[u8]) -> sqlx::Result<Vec<KeptAnswer>> {
+    on_engine!(conn, |c, _engine| {
+        sqlx::query_as(
+            r"select id, request, status, body, reader from idempotency_keys where id in ($1, $2)",
+        )
+        .bind(id)
+        .bind(other_id)
+        .fetch_all(c)
+        .await
+    })
 }
 
 /// Keeps the first answer to a request under its key's id.
-pub async fn keep(
-    conn: &mut SqliteConnection,
-    answer: &KeptAnswer,
-    created_at: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        r"insert into idempotency_keys (id, request, status, body, reader, created_at)
-          values (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&answer.id)
-    .bind(&answer.request)
-    .bind(answer.status)
-    .bind(&answer.body)
-    .bind(&answer.reader)
-    .bind(created_at)
-    .execute(conn)
-    .await?;
+pub async fn keep(conn: Conn<'_>, answer: &KeptAnswer, created_at: i64) -> sqlx::Result<()> {
+    on_engine!(conn, |c, _engine| {
+        sqlx::query(
+            r"insert into idempotency_keys (id, request, status, body, reader, created_at)
+              values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&answer.id)
+        .bind(&answer.request)
+        .bind(answer.status)
+        .bind(&answer.body)
+        .bind(&answer.reader)
+        .bind(created_at)
+        .execute(c)
+        .await?;
+    });
     Ok(())
 }
 
 /// The answers kept under any of the ids given (in hex).
-pub async fn find_among(
-    conn: &mut SqliteConnection,
-    ids: &[String],
-) -> sqlx::Result<Vec<KeptAnswer>> {
-    sqlx::query_as(
-        r"select id, request, status, body, reader from idempotency_keys
-           where id in (select unhex(value) from json_each(?))",
-    )
-    .bind(super::json(ids)?)
-    .fetch_all(conn)
-    .await
+pub async fn find_among(conn: Conn<'_>, ids: &[String]) -> sqlx::Result<Vec<KeptAnswer>> {
+    on_engine!(conn, |c, engine| {
+        sqlx::query_as(engine.pick(
+            r"select id, request, status, body, reader from idempotency_keys
+               where id in (select unhex(value) from json_each($1))",
+            r"select id, request, status, body, reader from idempotency_keys
+               where id in (select decode(value, 'hex') from json_array_elements_text($1::json))",
+        ))
+        .bind(super::json(ids)?)
+        .fetch_all(c)
+        .await
+    })
 }
 
 /// Keeps the first answers to requests under their keys' ids, in one statement.
 pub async fn keep_all(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     answers: &[&KeptAnswer],
     created_at: i64,
 ) -> sqlx::Result<()> {
@@ -82,25 +79,34 @@ pub async fn keep_all(
             )
         })
         .collect();
-    sqlx::query(
-        r"insert into idempotency_keys (id, request, status, body, reader, created_at)
-          select unhex(json_extract(value, '$[0]')), json_extract(value, '$[1]'),
-                 json_extract(value, '$[2]'), unhex(json_extract(value, '$[3]')),
-                 json_extract(value, '$[4]'), ?
-            from json_each(?)",
-    )
-    .bind(created_at)
-    .bind(super::json(&rows)?)
-    .execute(conn)
-    .await?;
+    on_engine!(conn, |c, engine| {
+        sqlx::query(engine.pick(
+            r"insert into idempotency_keys (id, request, status, body, reader, created_at)
+              select unhex(json_extract(value, '$[0]')), json_extract(value, '$[1]'),
+                     json_extract(value, '$[2]'), unhex(json_extract(value, '$[3]')),
+                     json_extract(value, '$[4]'), $1
+                from json_each($2)",
+            r"insert into idempotency_keys (id, request, status, body, reader, created_at)
+              select decode(value->>0, 'hex'), value->>1, (value->>2)::bigint,
+                     decode(value->>3, 'hex'), value->>4, $1
+                from json_array_elements($2::json)",
+        ))
+        .bind(created_at)
+        .bind(super::json(&rows)?)
+        .execute(c)
+        .await?;
+    });
     Ok(())
 }
 
 /// Erases the answers kept at or before `before`; returns how many.
-pub async fn erase_before(conn: &mut SqliteConnection, before: i64) -> sqlx::Result<u64> {
-    let done = sqlx::query(r"delete from idempotency_keys where created_at <= ?")
-        .bind(before)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected())
+pub async fn erase_before(conn: Conn<'_>, before: i64) -> sqlx::Result<u64> {
+    let done = on_engine!(conn, |c, _engine| {
+        sqlx::query(r"delete from idempotency_keys where created_at <= $1")
+            .bind(before)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done)
 }

@@ -1,11 +1,18 @@
-//! The SQL layer: every query Tribune runs lives in this module and its children.
+//! The SQL layer: every query Tribune runs lives in this module and its
+//! children, written once for SQLite and PostgreSQL where the engines agree
+//! and once for each where they do not (see `engine`). Above it, nothing
+//! knows which engine it talks to.
 //!
 //! Reads go through a small pool; writes of votes and ratings go through the
-//! ballot box's own connection (see `crate::ballot`), so SQLite sees one writer.
+//! ballot box's own connection (see `crate::ballot`), so each process has one
+//! writer. On PostgreSQL several processes may share the database: the
+//! writer then locks what a batch touches (`lock_scopes`), and every commit
+//! notifies the others (`notify`).
 
 pub mod addresses;
 pub mod articles;
 pub mod checks;
+mod engine;
 pub mod export;
 pub mod idempotency;
 pub mod polls;
@@ -17,25 +24,73 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+pub(crate) use engine::on_engine;
+pub use engine::{Conn, Engine, OwnConn, Pool, PooledConn, Tx};
 
-/// The database: a pool for reads and imports, and the options to open the writer.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The database: a pool for reads and imports, and the options to open the
+/// writer's and an export's connections.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: Pool,
     /// Behind an `Arc`: the state is cloned for every request.
-    options: Arc<SqliteConnectOptions>,
+    options: Arc<Options>,
+}
+
+#[derive(Debug)]
+enum Options {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+/// The engine a database URL names, from its scheme; an error names the
+/// schemes served. Only the scheme is ever shown: the rest may hold a password.
+pub fn engine_of(url: &str) -> anyhow::Result<Engine> {
+    let example = crate::config::DEFAULT_DATABASE_URL;
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => Ok(Engine::Sqlite),
+        Some(scheme)
+            if scheme.eq_ignore_ascii_case("postgres")
+                || scheme.eq_ignore_ascii_case("postgresql") =>
+        {
+            Ok(Engine::Postgres)
+        }
+        Some(scheme)
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            anyhow::bail!(
+                "Tribune keeps its data in SQLite or PostgreSQL and cannot use a {scheme}: \
+                 database; give a sqlite: URL, e.g. {example}, or a postgres:// URL"
+            )
+        }
+        _ => {
+            anyhow::bail!("the database URL must start with sqlite: or postgres://, e.g. {example}")
+        }
+    }
 }
 
 impl Db {
-    /// Opens (creating it and its folder when missing) and migrates the database.
+    /// Opens (creating it and its folder when missing, for SQLite) and
+    /// migrates the database.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
+        match engine_of(url)? {
+            Engine::Sqlite => Self::open_sqlite(url).await,
+            Engine::Postgres => Self::open_postgres(url).await,
+        }
+    }
+
+    async fn open_sqlite(url: &str) -> anyhow::Result<Self> {
         let options = sqlite_options(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -56,43 +111,124 @@ impl Db {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the database {url:?}"))?;
-        MIGRATOR
+        SQLITE_MIGRATOR
             .run(&pool)
             .await
             .context("cannot apply the database migrations")?;
         Ok(Self {
-            pool,
-            options: Arc::new(options),
+            pool: Pool::Sqlite(pool),
+            options: Arc::new(Options::Sqlite(options)),
         })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    async fn open_postgres(url: &str) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .context("bad database URL (a postgres:// URL)")?
+            .application_name("tribune")
+            // An acknowledged vote must be on disk, whatever the server's default.
+            .options([("synchronous_commit", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await
+            .context("cannot connect to the PostgreSQL database")?;
+        // Instances starting together migrate one after the other.
+        POSTGRES_MIGRATOR
+            .run(&pool)
+            .await
+            .context("cannot apply the database migrations")?;
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+            options: Arc::new(Options::Postgres(options)),
+        })
+    }
+
+    pub fn engine(&self) -> Engine {
+        match &self.pool {
+            Pool::Sqlite(_) => Engine::Sqlite,
+            Pool::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// A connection from the pool, for a few reads.
+    pub async fn acquire(&self) -> sqlx::Result<PooledConn> {
+        self.pool.acquire().await
+    }
+
+    /// A transaction on a connection from the pool.
+    pub async fn begin(&self) -> sqlx::Result<Tx<'static>> {
+        self.pool.begin().await
+    }
+
+    /// The SQLite pool, for tests that look at SQLite itself; `None` on PostgreSQL.
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, for the listener; `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
     }
 
     /// A connection of its own for the single writer, which waits at most
     /// `lock_wait` for a lock another process holds.
-    pub async fn writer_connection(&self, lock_wait: Duration) -> anyhow::Result<SqliteConnection> {
-        (*self.options)
-            .clone()
-            .busy_timeout(lock_wait)
-            .connect()
-            .await
-            .context("cannot open the writer connection")
+    pub async fn writer_connection(&self, lock_wait: Duration) -> anyhow::Result<OwnConn> {
+        let conn = match &*self.options {
+            Options::Sqlite(options) => OwnConn::Sqlite(
+                options
+                    .clone()
+                    .busy_timeout(lock_wait)
+                    .connect()
+                    .await
+                    .context("cannot open the writer connection")?,
+            ),
+            Options::Postgres(options) => {
+                let wait = lock_wait.as_millis().to_string();
+                OwnConn::Postgres(
+                    options
+                        .clone()
+                        .options([("lock_timeout", wait.as_str())])
+                        .connect()
+                        .await
+                        .context("cannot open the writer connection")?,
+                )
+            }
+        };
+        Ok(conn)
     }
 
-    /// A connection of its own for one long read, an export. Its sorts spill
-    /// to temporary files rather than memory, whatever this SQLite was built
-    /// with; its statements are not logged, since a streamed query takes as
-    /// long as its reader, and a "slow statement" warning would be noise.
-    pub async fn export_connection(&self) -> anyhow::Result<SqliteConnection> {
-        (*self.options)
-            .clone()
-            .pragma("temp_store", "file")
-            .disable_statement_logging()
-            .connect()
-            .await
-            .context("cannot open a connection for the export")
+    /// A connection of its own for one long read, an export. On SQLite its
+    /// sorts spill to temporary files rather than memory, whatever this
+    /// SQLite was built with; its statements are not logged, since a
+    /// streamed query takes as long as its reader, and a "slow statement"
+    /// warning would be noise.
+    pub async fn export_connection(&self) -> anyhow::Result<OwnConn> {
+        let conn = match &*self.options {
+            Options::Sqlite(options) => OwnConn::Sqlite(
+                options
+                    .clone()
+                    .pragma("temp_store", "file")
+                    .disable_statement_logging()
+                    .connect()
+                    .await?,
+            ),
+            Options::Postgres(options) => OwnConn::Postgres(
+                options
+                    .clone()
+                    .disable_statement_logging()
+                    .connect()
+                    .await?,
+            ),
+        };
+        Ok(conn)
     }
 
     pub async fn close(&self) {
@@ -101,32 +237,68 @@ impl Db {
 
     /// Whether the database answers a query.
     pub async fn ping(&self) -> bool {
-        sqlx::query("select 1").execute(&self.pool).await.is_ok()
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query("select 1").execute(pool).await.is_ok(),
+            Pool::Postgres(pool) => sqlx::query("select 1").execute(pool).await.is_ok(),
+        }
     }
 }
 
-/// The options of a `sqlite:` URL. This build serves SQLite only, and sqlx
-/// would take any other URL (`postgres://…`) for a file name, so other schemes
-/// are refused here, before anything is created.
+/// The options of a `sqlite:` URL; any other scheme is refused here, before
+/// anything is created (sqlx would take `postgres://…` for a file name).
 fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
-    let example = crate::config::DEFAULT_DATABASE_URL;
-    match url.split_once(':').map(|(scheme, _)| scheme) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => {}
-        // Only the scheme is shown: the rest of a URL may hold a password.
-        Some(scheme)
-            if !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            anyhow::bail!(
-                "this build of Tribune keeps its data in SQLite only and cannot use a {scheme}: \
-                 database; give a sqlite: URL, e.g. {example}"
-            )
-        }
-        _ => anyhow::bail!("the database URL must start with sqlite:, e.g. {example}"),
-    }
+    anyhow::ensure!(
+        engine_of(url)? == Engine::Sqlite,
+        "this needs a SQLite database (a sqlite: URL)"
+    );
     SqliteConnectOptions::from_str(url).with_context(|| format!("bad database URL {url:?}"))
+}
+
+/// Takes, until the transaction ends, a lock on each scope (`poll:<id>`,
+/// `rating:<article id>`) that a batch writes, in one order so that two
+/// writers never wait on each other. On SQLite the write transaction already
+/// holds the only write lock; on PostgreSQL, with several instances, this is
+/// what makes a batch's reads (who voted, the tallies, the address uses)
+/// still true when it commits.
+pub async fn lock_scopes(conn: Conn<'_>, scopes: &[&str]) -> sqlx::Result<()> {
+    let Conn::Postgres(c) = conn else {
+        return Ok(());
+    };
+    let mut scopes = scopes.to_vec();
+    scopes.sort_unstable();
+    scopes.dedup();
+    for scope in scopes {
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(scope)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Makes imports wait for each other until this transaction ends: instances
+/// that start together on one PostgreSQL database import the same content
+/// one after the other. (SQLite's writers already wait for each other.)
+pub async fn lock_import(conn: Conn<'_>) -> sqlx::Result<()> {
+    lock_scopes(conn, &["import"]).await
+}
+
+/// The channel on which PostgreSQL instances tell each other what changed.
+pub const CHANGES_CHANNEL: &str = "tribune_changes";
+
+/// Tells every instance, once this transaction commits, that `what` changed
+/// (a short text: see `crate::live::sync`). Nothing to do on SQLite, where
+/// this process is the only writer.
+pub async fn notify(conn: Conn<'_>, what: &str) -> sqlx::Result<()> {
+    let Conn::Postgres(c) = conn else {
+        return Ok(());
+    };
+    sqlx::query("select pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(what)
+        .execute(c)
+        .await?;
+    Ok(())
 }
 
 /// The server secret: the configured one, or the one made on first start and kept here.
@@ -140,16 +312,19 @@ pub async fn server_secret(db: &Db, configured: Option<&str>) -> anyhow::Result<
     }
     let mut fresh = [0_u8; 64];
     getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    sqlx::query(
-        r"insert into server_secret (id, secret) values (1, ?) on conflict (id) do nothing",
-    )
-    .bind(&fresh[..])
-    .execute(db.pool())
-    .await?;
-    let row = sqlx::query(r"select secret from server_secret where id = 1")
-        .fetch_one(db.pool())
+    let mut pooled = db.acquire().await?;
+    let secret: Vec<u8> = on_engine!(pooled.conn(), |c, _engine| {
+        sqlx::query(
+            r"insert into server_secret (id, secret) values (1, $1) on conflict (id) do nothing",
+        )
+        .bind(&fresh[..])
+        .execute(&mut *c)
         .await?;
-    Ok(row.try_get("secret")?)
+        sqlx::query_scalar(r"select secret from server_secret where id = 1")
+            .fetch_one(&mut *c)
+            .await?
+    });
+    Ok(secret)
 }
 
 /// A consistent copy of the database, ready to be written: the source checked
@@ -171,6 +346,11 @@ impl Backup {
     /// Checks that `url` names an existing Tribune database and that `path`
     /// does not exist yet, and opens the source read-only.
     pub async fn prepare(url: &str, path: &Path) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            engine_of(url)? == Engine::Sqlite,
+            "tribune backup copies a SQLite database; back up PostgreSQL with its own tools: \
+             pg_dump --format=custom --file=tribune.dump DATABASE"
+        );
         let options = sqlite_options(url)?;
         let source = options.get_filename().to_owned();
         anyhow::ensure!(

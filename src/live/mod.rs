@@ -17,6 +17,8 @@
 //! that every topic shares and that is held while the event goes out, so on
 //! every stream, whatever topics it follows, ids only increase.
 
+pub mod sync;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -155,11 +157,31 @@ impl Live {
         self.polls.get(id).map(Topic::subscribe)
     }
 
+    /// Publishes a poll's new state, unless it has fewer votes than the one
+    /// published: votes are only ever added, so that state is older (an
+    /// instance's writer may publish after the state it read from another's
+    /// later commit; see `sync`).
     pub fn publish_poll(&self, state: PollState) {
         if let Some(topic) = self.polls.get(&state.id) {
-            // send_replace: publishing must work with nobody subscribed.
-            topic.state.send_replace(Arc::new(state));
+            // send_if_modified: publishing must work with nobody subscribed.
+            topic.state.send_if_modified(|current| {
+                let newer = state.total_votes >= current.total_votes;
+                if newer {
+                    *current = Arc::new(state);
+                }
+                newer
+            });
         }
+    }
+
+    /// The polls the hub serves.
+    pub fn poll_ids(&self) -> impl Iterator<Item = &str> {
+        self.polls.keys().map(|id| &**id)
+    }
+
+    /// The articles whose ratings the hub serves.
+    pub fn article_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.ratings.keys().copied()
     }
 
     /// An article's rating; an article nobody has rated has an empty one.
@@ -175,9 +197,17 @@ impl Live {
         self.ratings.get(&article_id).map(Topic::subscribe)
     }
 
+    /// Publishes an article's new rating, unless fewer readers have rated
+    /// in it than in the one published (an older state, as for polls).
     pub fn publish_rating(&self, article_id: i64, state: RatingState) {
         if let Some(topic) = self.ratings.get(&article_id) {
-            topic.state.send_replace(Arc::new(state));
+            topic.state.send_if_modified(|current| {
+                let newer = state.count() >= current.count();
+                if newer {
+                    *current = Arc::new(state);
+                }
+                newer
+            });
         }
     }
 }
