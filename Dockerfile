@@ -1,6 +1,8 @@
 # Tribune: build the release binary, then run it on a slim Debian image.
 # Templates, assets and migrations are compiled into the binary; only content/
-# is copied beside it.
+# is copied beside it. The database is SQLite by default (below); set
+# DATABASE_URL=postgres://… to run on PostgreSQL instead: the driver is built
+# in, no client library is needed (docker-compose.postgres.yml does this).
 
 # ---- build ----
 FROM rust:1.95-bookworm AS builder
@@ -26,7 +28,8 @@ ENV TRIBUNE_BIND=0.0.0.0:8080 \
     DATABASE_URL=sqlite:///var/lib/tribune/tribune.db \
     TRIBUNE_CONTENT=/app/content
 
-# The SQLite database (the one file to back up) lives here.
+# The SQLite database (the one file to back up) lives here. On PostgreSQL
+# nothing is kept here.
 VOLUME /var/lib/tribune
 USER tribune
 EXPOSE 8080
