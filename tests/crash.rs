@@ -56,17 +56,21 @@ async fn the_writer_commits_with_synchronous_full() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let db = tribune::store::Db::open(&url).await.unwrap();
-    let mut writer = db.writer_connection(Duration::from_secs(5)).await.unwrap();
+    let tribune::store::OwnConn::Sqlite(mut writer) =
+        db.writer_connection(Duration::from_secs(5)).await.unwrap()
+    else {
+        panic!("a sqlite: URL opens SQLite");
+    };
     let (writer_sync,): (i64,) = sqlx::query_as("pragma synchronous")
         .fetch_one(&mut writer)
         .await
         .unwrap();
     let (pool_sync,): (i64,) = sqlx::query_as("pragma synchronous")
-        .fetch_one(db.pool())
+        .fetch_one(db.sqlite_pool().unwrap())
         .await
         .unwrap();
     let (journal,): (String,) = sqlx::query_as("pragma journal_mode")
-        .fetch_one(db.pool())
+        .fetch_one(db.sqlite_pool().unwrap())
         .await
         .unwrap();
     assert_eq!((writer_sync, pool_sync), (2, 2), "2 is FULL");

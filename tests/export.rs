@@ -60,7 +60,7 @@ async fn seeded_database() -> (TempDir, String, tribune::store::Db) {
 /// Casts `count` votes straight into the database, keeping the tallies as
 /// the writer does (there is no per-row trigger to count them).
 async fn fill(db: &tribune::store::Db, count: u64) {
-    let mut tx = db.pool().begin().await.unwrap();
+    let mut tx = db.sqlite_pool().unwrap().begin().await.unwrap();
     sqlx::query(
         "with recursive n(i) as (select 1 union all select i + 1 from n where i < ?) \
          insert into votes (poll_id, option_id, voter, cast_at) \
@@ -138,14 +138,14 @@ struct OldVote {
 async fn old_export(db: &tribune::store::Db) -> OldExport {
     let question: String = sqlx::query_scalar("select question from polls where id = ?")
         .bind(POLL)
-        .fetch_one(db.pool())
+        .fetch_one(db.sqlite_pool().unwrap())
         .await
         .unwrap();
     let mut options: Vec<OldOption> = sqlx::query(
         "select option_id, label, seed_votes, cast_votes from poll_options where poll_id = ? order by position",
     )
     .bind(POLL)
-    .fetch_all(db.pool())
+    .fetch_all(db.sqlite_pool().unwrap())
     .await
     .unwrap()
     .into_iter()
@@ -173,7 +173,7 @@ async fn old_export(db: &tribune::store::Db) -> OldExport {
         "select cast_at, option_id from votes where poll_id = ? order by cast_at, id",
     )
     .bind(POLL)
-    .fetch_all(db.pool())
+    .fetch_all(db.sqlite_pool().unwrap())
     .await
     .unwrap()
     .into_iter()
@@ -242,7 +242,7 @@ async fn the_streamed_export_has_the_same_bytes_as_the_in_memory_one() {
     // millisecond, and a label that CSV must quote.
     sqlx::query("update poll_options set label = 'Both, \"and\" neither' where poll_id = ? and option_id = 3")
         .bind(POLL)
-        .execute(db.pool())
+        .execute(db.sqlite_pool().unwrap())
         .await
         .unwrap();
     for (voter, option, cast_at) in [
@@ -259,7 +259,7 @@ async fn the_streamed_export_has_the_same_bytes_as_the_in_memory_one() {
         .bind(option)
         .bind(voter)
         .bind(cast_at)
-        .execute(db.pool())
+        .execute(db.sqlite_pool().unwrap())
         .await
         .unwrap();
     }
@@ -275,7 +275,7 @@ async fn the_streamed_export_has_the_same_bytes_as_the_in_memory_one() {
          select 'another-poll', 1 + i % 2, printf('other-%03d', i), null, ? + i from n",
     )
     .bind(JAN_1)
-    .execute(db.pool())
+    .execute(db.sqlite_pool().unwrap())
     .await
     .unwrap();
     assert_eq!(old_export(&db).await.votes.len(), 5);

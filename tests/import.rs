@@ -132,8 +132,8 @@ async fn a_broken_file_is_refused_with_its_name_line_and_reason_and_changes_noth
     assert_eq!(app.vote(&app.reader(), 1).await, StatusCode::CREATED);
     let (dir, url) = app.stop().await;
     let db = tribune::store::Db::open(&url).await.unwrap();
-    let mut conn = db.pool().acquire().await.unwrap();
-    let before = tribune::store::export::poll_tallies(&mut conn, POLL)
+    let mut conn = db.acquire().await.unwrap();
+    let before = tribune::store::export::poll_tallies(conn.conn(), POLL)
         .await
         .unwrap()
         .unwrap();

@@ -739,7 +739,7 @@ async fn a_vote_that_cannot_be_stored_gets_503_and_is_not_counted() {
     // Make every insert of a vote fail, as a full or broken disk would.
     let db = tribune::store::Db::open(&app.database_url).await.unwrap();
     sqlx::query("create trigger broken_disk before insert on votes begin select raise(abort, 'disk is broken'); end")
-        .execute(db.pool())
+        .execute(db.sqlite_pool().unwrap())
         .await
         .unwrap();
     let reader = app.reader();
@@ -774,7 +774,7 @@ async fn a_vote_that_cannot_be_stored_gets_503_and_is_not_counted() {
 
     // Once the disk is healthy again the same reader votes normally.
     sqlx::query("drop trigger broken_disk")
-        .execute(db.pool())
+        .execute(db.sqlite_pool().unwrap())
         .await
         .unwrap();
     assert_eq!(app.vote(&reader, 1).await, StatusCode::CREATED);

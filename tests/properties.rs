@@ -325,7 +325,7 @@ async fn import_and_serve(text: &str) -> Result<(), TestCaseError> {
     let db = Db::open(&url).await.unwrap();
     let imported = content::import(&db, folder.path()).await;
     let articles: i64 = sqlx::query_scalar("select count(*) from articles")
-        .fetch_one(db.pool())
+        .fetch_one(db.sqlite_pool().unwrap())
         .await
         .unwrap();
     db.close().await;
