@@ -4,34 +4,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 mod common;
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use common::{POLL, TestApp};
+use common::{POLL, TestApp, TestDb};
 use reqwest::StatusCode;
 use reqwest::header;
-use sqlx::ConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-
-async fn connect(database_url: &str) -> SqliteConnection {
-    SqliteConnectOptions::from_str(database_url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
 
 /// Address hashes the database holds, wherever they are.
 async fn address_hashes(app: &TestApp) -> (i64, i64) {
-    let mut conn = connect(&app.database_url).await;
-    let uses = sqlx::query_scalar("select count(*) from address_uses")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    let on_votes = sqlx::query_scalar("select count(*) from votes where address_hash is not null")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let mut db = TestDb::connect(&app.database_url).await;
+    let uses = db.count("select count(*) from address_uses", &[]).await;
+    let on_votes = db
+        .count(
+            "select count(*) from votes where address_hash is not null",
+            &[],
+        )
+        .await;
+    db.close().await;
     (uses, on_votes)
 }
 
@@ -133,17 +122,18 @@ async fn address_hashes_older_than_an_hour_are_erased_at_start() {
     let app = TestApp::spawn_with(|c| c.max_votes_per_address = Some(5)).await;
     assert_eq!(app.vote(&app.reader(), 1).await, StatusCode::CREATED);
     let (dir, url) = app.stop().await;
-    let mut conn = connect(&url).await;
+    let mut db = TestDb::connect(&url).await;
     let hour_and_a_minute_ago = tribune::store::now_millis() - 61 * 60 * 1000;
-    sqlx::query(
-        "insert into address_uses (scope, address_hash, used_at) values ('poll:' || ?, x'00', ?)",
+    db.execute(
+        "insert into address_uses (scope, address_hash, used_at) values (?, ?, ?)",
+        &[
+            format!("poll:{POLL}").into(),
+            (&[0_u8][..]).into(),
+            hour_and_a_minute_ago.into(),
+        ],
     )
-    .bind(POLL)
-    .bind(hour_and_a_minute_ago)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    drop(conn);
+    .await;
+    db.close().await;
     let app = TestApp::start(dir, url, |c| c.max_votes_per_address = Some(5)).await;
     let start = Instant::now();
     while address_hashes(&app).await != (1, 0) {
@@ -151,11 +141,12 @@ async fn address_hashes_older_than_an_hour_are_erased_at_start() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The vote of this hour still counts against the address.
-    let mut conn = connect(&app.database_url).await;
-    let recent: i64 = sqlx::query_scalar("select count(*) from address_uses where used_at > ?")
-        .bind(hour_and_a_minute_ago)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let mut db = TestDb::connect(&app.database_url).await;
+    let recent = db
+        .count(
+            "select count(*) from address_uses where used_at > ?",
+            &[hour_and_a_minute_ago.into()],
+        )
+        .await;
     assert_eq!(recent, 1);
 }

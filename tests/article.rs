@@ -403,7 +403,7 @@ async fn spawn_with_translation() -> TestApp {
     std::fs::write(&english, text).unwrap();
     let dir = tempfile::tempdir().unwrap();
     common::copy_dir(content.path(), &dir.path().join("content"));
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = common::fresh_database_url(dir.path(), "t.db").await;
     TestApp::start(dir, url, |_| {}).await
 }
 

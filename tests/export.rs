@@ -9,9 +9,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{POLL, content_with};
+use common::{POLL, TestDb, content_with};
 use serde::Serialize;
-use sqlx::Row;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -45,44 +44,41 @@ options = [
 The lead.
 "#;
 
-/// A database with the seed content and one more article imported, and its URL.
-async fn seeded_database() -> (TempDir, String, tribune::store::Db) {
+/// A database with the seed content and one more article imported, its URL,
+/// and a connection of the test's own to it.
+async fn seeded_database() -> (TempDir, String, TestDb) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("tribune.db").display());
+    let url = common::fresh_database_url(dir.path(), "tribune.db").await;
     let db = tribune::store::Db::open(&url).await.unwrap();
     let content = content_with(&[("another-article.md", OTHER_ARTICLE)]);
     tribune::content::import(&db, content.path()).await.unwrap();
+    db.close().await;
+    let db = TestDb::connect(&url).await;
     (dir, url, db)
 }
 
 /// Casts `count` votes in the seed poll in one statement: vote `i` (1-based) is
-/// for option `1 + i % 4`, cast at `JAN_1 + i` ms. The trigger keeps the tallies.
-/// Casts `count` votes straight into the database, keeping the tallies as
-/// the writer does (there is no per-row trigger to count them).
-async fn fill(db: &tribune::store::Db, count: u64) {
-    let mut tx = db.sqlite_pool().unwrap().begin().await.unwrap();
-    sqlx::query(
+/// for option `1 + i % 4`, cast at `JAN_1 + i` ms. Casts them straight into
+/// the database, keeping the tallies as the writer does (there is no per-row
+/// trigger to count them).
+async fn fill(db: &mut TestDb, count: u64) {
+    db.execute("begin", &[]).await;
+    db.execute(
         "with recursive n(i) as (select 1 union all select i + 1 from n where i < ?) \
          insert into votes (poll_id, option_id, voter, cast_at) \
-         select ?, 1 + i % 4, printf('filled-%09d', i), ? + i from n",
+         select ?, 1 + i % 4, 'filled-' || (1000000000 + i), ? + i from n",
+        &[(count as i64).into(), POLL.into(), JAN_1.into()],
     )
-    .bind(count as i64)
-    .bind(POLL)
-    .bind(JAN_1)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query(
+    .await;
+    db.execute(
         "update poll_options set cast_votes = \
            (select count(*) from votes v \
              where v.poll_id = poll_options.poll_id and v.option_id = poll_options.option_id) \
          where poll_id = ?",
+        &[POLL.into()],
     )
-    .bind(POLL)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    .await;
+    db.commit().await;
 }
 
 fn export(dir: &Path, url: &str, format: &str) -> Output {
@@ -135,33 +131,28 @@ struct OldVote {
     option: u32,
 }
 
-async fn old_export(db: &tribune::store::Db) -> OldExport {
-    let question: String = sqlx::query_scalar("select question from polls where id = ?")
-        .bind(POLL)
-        .fetch_one(db.sqlite_pool().unwrap())
+async fn old_export(db: &mut TestDb) -> OldExport {
+    let (question,): (String,) = db
+        .fetch_one("select question from polls where id = ?", &[POLL.into()])
+        .await;
+    let mut options: Vec<OldOption> = db
+        .fetch_all::<(i64, String, i64, i64)>(
+            "select cast(option_id as bigint), label, cast(seed_votes as bigint), \
+                    cast(cast_votes as bigint) \
+             from poll_options where poll_id = ? order by position",
+            &[POLL.into()],
+        )
         .await
-        .unwrap();
-    let mut options: Vec<OldOption> = sqlx::query(
-        "select option_id, label, seed_votes, cast_votes from poll_options where poll_id = ? order by position",
-    )
-    .bind(POLL)
-    .fetch_all(db.sqlite_pool().unwrap())
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| {
-        let seed = r.get::<i64, _>("seed_votes") as u64;
-        let cast = r.get::<i64, _>("cast_votes") as u64;
-        OldOption {
-            id: r.get::<i64, _>("option_id") as u32,
-            label: r.get("label"),
-            imported_votes: seed,
-            cast_votes: cast,
-            votes: seed + cast,
+        .into_iter()
+        .map(|(id, label, seed, cast)| OldOption {
+            id: id as u32,
+            label,
+            imported_votes: seed as u64,
+            cast_votes: cast as u64,
+            votes: (seed + cast) as u64,
             percent: 0,
-        }
-    })
-    .collect();
+        })
+        .collect();
     let counts: Vec<u64> = options.iter().map(|o| o.votes).collect();
     for (option, percent) in options
         .iter_mut()
@@ -169,19 +160,19 @@ async fn old_export(db: &tribune::store::Db) -> OldExport {
     {
         option.percent = percent;
     }
-    let votes = sqlx::query_as::<_, (i64, i64)>(
-        "select cast_at, option_id from votes where poll_id = ? order by cast_at, id",
-    )
-    .bind(POLL)
-    .fetch_all(db.sqlite_pool().unwrap())
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|(cast_at, option)| OldVote {
-        cast_at: rfc3339(cast_at),
-        option: option as u32,
-    })
-    .collect();
+    let votes = db
+        .fetch_all::<(i64, i64)>(
+            "select cast(cast_at as bigint), cast(option_id as bigint) \
+             from votes where poll_id = ? order by cast_at, id",
+            &[POLL.into()],
+        )
+        .await
+        .into_iter()
+        .map(|(cast_at, option)| OldVote {
+            cast_at: rfc3339(cast_at),
+            option: option as u32,
+        })
+        .collect();
     OldExport {
         poll: POLL.to_owned(),
         question,
@@ -233,18 +224,18 @@ fn assert_same_as_before(dir: &Path, url: &str, reference: &OldExport, case: &st
 
 #[tokio::test]
 async fn the_streamed_export_has_the_same_bytes_as_the_in_memory_one() {
-    let (dir, url, db) = seeded_database().await;
-    let reference = old_export(&db).await;
+    let (dir, url, mut db) = seeded_database().await;
+    let reference = old_export(&mut db).await;
     assert!(reference.votes.is_empty());
     assert_same_as_before(dir.path(), &url, &reference, "no votes yet");
 
     // Votes in an order that is not the order of their ids, two at the same
     // millisecond, and a label that CSV must quote.
-    sqlx::query("update poll_options set label = 'Both, \"and\" neither' where poll_id = ? and option_id = 3")
-        .bind(POLL)
-        .execute(db.sqlite_pool().unwrap())
-        .await
-        .unwrap();
+    db.execute(
+        "update poll_options set label = 'Both, \"and\" neither' where poll_id = ? and option_id = 3",
+        &[POLL.into()],
+    )
+    .await;
     for (voter, option, cast_at) in [
         ("a", 2, JAN_1 + 500),
         ("b", 3, JAN_1 + 100),
@@ -252,33 +243,26 @@ async fn the_streamed_export_has_the_same_bytes_as_the_in_memory_one() {
         ("d", 4, JAN_1 + 999_999),
         ("e", 3, JAN_1),
     ] {
-        sqlx::query(
+        db.execute(
             "insert into votes (poll_id, option_id, voter, address_hash, cast_at) values (?, ?, ?, null, ?)",
+            &[POLL.into(), option.into(), voter.into(), cast_at.into()],
         )
-        .bind(POLL)
-        .bind(option)
-        .bind(voter)
-        .bind(cast_at)
-        .execute(db.sqlite_pool().unwrap())
-        .await
-        .unwrap();
+        .await;
     }
-    let reference = old_export(&db).await;
+    let reference = old_export(&mut db).await;
     assert_eq!(reference.votes.len(), 5);
     // The poll holds every vote: its rows are read with the table.
     assert_same_as_before(dir.path(), &url, &reference, "five votes");
 
     // Now a small part of the table: its rows are found through the index.
-    sqlx::query(
+    db.execute(
         "with recursive n(i) as (select 1 union all select i + 1 from n where i < 100) \
-         insert into votes (poll_id, option_id, voter, address_hash, cast_at) \
-         select 'another-poll', 1 + i % 2, printf('other-%03d', i), null, ? + i from n",
+         insert into votes (poll_id, option_id, voter, cast_at) \
+         select 'another-poll', 1 + i % 2, 'other-' || (1000 + i), ? + i from n",
+        &[JAN_1.into()],
     )
-    .bind(JAN_1)
-    .execute(db.sqlite_pool().unwrap())
-    .await
-    .unwrap();
-    assert_eq!(old_export(&db).await.votes.len(), 5);
+    .await;
+    assert_eq!(old_export(&mut db).await.votes.len(), 5);
     assert_same_as_before(dir.path(), &url, &reference, "five votes among many");
     db.close().await;
 }
@@ -374,8 +358,8 @@ const PEAK_LIMIT_KIB: u64 = 32 * 1024;
 #[tokio::test]
 async fn an_export_of_200_000_votes_gives_every_row_in_bounded_memory() {
     const VOTES: u64 = 200_000;
-    let (dir, url, db) = seeded_database().await;
-    fill(&db, VOTES).await;
+    let (dir, url, mut db) = seeded_database().await;
+    fill(&mut db, VOTES).await;
     db.close().await;
 
     let csv = stream_export(dir.path(), &url, "csv", |l| l.starts_with("2026-"));
@@ -425,9 +409,9 @@ async fn an_export_of_200_000_votes_gives_every_row_in_bounded_memory() {
 
 #[tokio::test]
 async fn an_export_whose_reader_stops_early_ends_quietly() {
-    let (dir, url, db) = seeded_database().await;
+    let (dir, url, mut db) = seeded_database().await;
     // Far more than a pipe holds, so the export is still writing when the reader goes.
-    fill(&db, 50_000).await;
+    fill(&mut db, 50_000).await;
     db.close().await;
     for format in ["csv", "json"] {
         let mut child = Command::new(TRIBUNE)

@@ -5,10 +5,12 @@
 //! clears. How each fault is made:
 //! - read-only: `PRAGMA query_only` on the writer's connection, injected
 //!   (tests run as root in CI, and `chmod` does not stop root);
-//! - full: a real 8 MiB tmpfs holding the database, filled up, where the
-//!   test may mount one (root with CAP_SYS_ADMIN); else, said loudly, an
+//! - full: a real 8 MiB tmpfs holding the SQLite database, filled up, where
+//!   the test may mount one (root with CAP_SYS_ADMIN); else, and on
+//!   PostgreSQL (whose data the test cannot put on a tmpfs), said loudly, an
 //!   injected `ENOSPC`;
-//! - locked: another connection holding `begin exclusive` on the same file;
+//! - locked: another connection holding `begin exclusive` on the same file
+//!   (on PostgreSQL: every table locked `in exclusive mode`);
 //! - a panic: injected into the writer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
@@ -17,15 +19,12 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ARTICLE, POLL, TestApp, copy_dir, repo_content, tallies};
+use common::{ARTICLE, POLL, TestApp, TestDb, copy_dir, repo_content, tallies};
 use reqwest::StatusCode;
 use reqwest::header;
-use sqlx::ConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tribune::ballot::InjectedFaults;
 
 const SEED_TALLIES: [u64; 4] = [33, 30, 24, 21];
@@ -36,16 +35,6 @@ fn votes_url() -> String {
 
 async fn counts(app: &TestApp) -> Vec<u64> {
     tallies(&app.poll_json(&reqwest::Client::new()).await)
-}
-
-/// A connection of the test's own to the server's database.
-async fn connect(database_url: &str) -> SqliteConnection {
-    SqliteConnectOptions::from_str(database_url)
-        .unwrap()
-        .busy_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap()
 }
 
 async fn readyz(app: &TestApp) -> StatusCode {
@@ -178,13 +167,10 @@ async fn a_writer_that_panics_is_started_again() {
 #[tokio::test]
 async fn a_database_locked_by_another_process_gets_503_and_the_writer_recovers() {
     let app = TestApp::spawn_with(|c| c.write_lock_wait = Duration::from_millis(300)).await;
-    let mut other = connect(&app.database_url).await;
-    sqlx::query("begin exclusive")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = TestDb::connect(&app.database_url).await;
+    other.lock_writes().await;
     assert_refused_while_faulty(&app).await;
-    sqlx::query("commit").execute(&mut other).await.unwrap();
+    other.commit().await;
     assert_recovers(&app, &SEED_TALLIES).await;
 }
 
@@ -228,17 +214,29 @@ async fn a_full_file_system_gets_503_and_the_writer_recovers() {
     copy_dir(&repo_content(), &dir.path().join("content"));
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let tmpfs = Tmpfs::mount(&data, "8m");
     let faults = Arc::new(InjectedFaults::default());
-    if tmpfs.is_none() {
+    let tmpfs = if common::on_postgres() {
         eprintln!(
             "\n========================================================================\n\
-             FAULT TEST: cannot mount a tmpfs here (it needs root with CAP_SYS_ADMIN).\n\
-             The full file system is SIMULATED with an injected ENOSPC instead.\n\
+             FAULT TEST: PostgreSQL keeps its data in its own cluster, not on a tmpfs\n\
+             this test can fill. The full file system is SIMULATED with an injected\n\
+             ENOSPC instead; the real one is filled in the SQLite pass.\n\
              ========================================================================\n"
         );
-    }
-    let url = format!("sqlite://{}", data.join("tribune.db").display());
+        None
+    } else {
+        let tmpfs = Tmpfs::mount(&data, "8m");
+        if tmpfs.is_none() {
+            eprintln!(
+                "\n========================================================================\n\
+                 FAULT TEST: cannot mount a tmpfs here (it needs root with CAP_SYS_ADMIN).\n\
+                 The full file system is SIMULATED with an injected ENOSPC instead.\n\
+                 ========================================================================\n"
+            );
+        }
+        tmpfs
+    };
+    let url = common::fresh_database_url(dir.path(), "data/tribune.db").await;
     let injected = faults.clone();
     let app = TestApp::start(dir, url, move |c| c.writer_faults = Some(injected)).await;
     assert_eq!(vote(&app, 1).await.status(), StatusCode::CREATED);
@@ -246,12 +244,9 @@ async fn a_full_file_system_gets_503_and_the_writer_recovers() {
     let filler = data.join("filler");
     if tmpfs.is_some() {
         // Empty the write-ahead log first, so that the next commit needs new room.
-        let mut conn = connect(&app.database_url).await;
-        sqlx::query("pragma wal_checkpoint(truncate)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        drop(conn);
+        let mut db = TestDb::connect(&app.database_url).await;
+        db.execute("pragma wal_checkpoint(truncate)", &[]).await;
+        db.close().await;
         fill(&filler);
     } else {
         faults.set_disk_full(true);
@@ -271,20 +266,18 @@ async fn a_full_file_system_gets_503_and_the_writer_recovers() {
 #[tokio::test]
 async fn one_failing_ballot_fails_alone_and_its_batch_is_committed() {
     let app = TestApp::spawn_with(|c| c.write_lock_wait = Duration::from_secs(20)).await;
-    let mut other = connect(&app.database_url).await;
+    let mut other = TestDb::connect(&app.database_url).await;
     // Votes for option 4 fail in SQL, as a constraint would fail them.
-    sqlx::query(
-        "create trigger no_four before insert on votes when new.option_id = 4
-         begin select raise(abort, 'option four is broken'); end",
-    )
-    .execute(&mut other)
-    .await
-    .unwrap();
+    other
+        .refuse_inserts(
+            "votes",
+            "no_four",
+            "new.option_id = 4",
+            "option four is broken",
+        )
+        .await;
     // Hold the writer at its first ballot so that the rest queue up into one batch.
-    sqlx::query("begin exclusive")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    other.lock_writes().await;
     let first = tokio::spawn({
         let url = app.url(&votes_url());
         async move {
@@ -314,7 +307,7 @@ async fn one_failing_ballot_fails_alone_and_its_batch_is_committed() {
         ));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    sqlx::query("commit").execute(&mut other).await.unwrap();
+    other.commit().await;
 
     assert_eq!(first.await.unwrap(), StatusCode::CREATED);
     for (option, vote) in votes {
@@ -336,11 +329,8 @@ async fn one_failing_ballot_fails_alone_and_its_batch_is_committed() {
 #[tokio::test]
 async fn a_vote_whose_client_gave_up_before_it_was_written_is_not_counted() {
     let app = TestApp::spawn_with(|c| c.write_lock_wait = Duration::from_secs(20)).await;
-    let mut other = connect(&app.database_url).await;
-    sqlx::query("begin exclusive")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = TestDb::connect(&app.database_url).await;
+    other.lock_writes().await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()
@@ -368,7 +358,7 @@ async fn a_vote_whose_client_gave_up_before_it_was_written_is_not_counted() {
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    sqlx::query("commit").execute(&mut other).await.unwrap();
+    other.commit().await;
     assert_eq!(patient.await.unwrap(), StatusCode::CREATED);
     assert_eq!(counts(&app).await, [33, 31, 24, 21]);
 }

@@ -6,14 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 mod common;
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use common::{POLL, RATING, TestApp, tallies};
+use common::{POLL, RATING, TestApp, TestDb, tallies};
 use reqwest::StatusCode;
 use reqwest::header;
-use sqlx::ConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 const KEY: &str = "idempotency-key";
 
@@ -25,20 +22,11 @@ async fn counts(app: &TestApp) -> Vec<u64> {
     tallies(&app.poll_json(&reqwest::Client::new()).await)
 }
 
-async fn connect(database_url: &str) -> SqliteConnection {
-    SqliteConnectOptions::from_str(database_url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 async fn kept_answers(app: &TestApp) -> i64 {
-    let mut conn = connect(&app.database_url).await;
-    sqlx::query_scalar("select count(*) from idempotency_keys")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
+    let mut db = TestDb::connect(&app.database_url).await;
+    let kept = db.count("select count(*) from idempotency_keys", &[]).await;
+    db.close().await;
+    kept
 }
 
 /// What a client got: status, body, the reader cookie set, whether it was a replay.
@@ -296,14 +284,14 @@ async fn kept_answers_older_than_a_day_are_erased_at_start() {
     let app = TestApp::spawn().await;
     assert_eq!(vote(&app, 1, "fresh").await.status, StatusCode::CREATED);
     let (dir, url) = app.stop().await;
-    let mut conn = connect(&url).await;
+    let mut db = TestDb::connect(&url).await;
     let day_and_a_minute_ago = tribune::store::now_millis() - (24 * 60 + 1) * 60 * 1000;
-    sqlx::query("update idempotency_keys set created_at = ?")
-        .bind(day_and_a_minute_ago)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    drop(conn);
+    db.execute(
+        "update idempotency_keys set created_at = ?",
+        &[day_and_a_minute_ago.into()],
+    )
+    .await;
+    db.close().await;
     let app = TestApp::start(dir, url, |_| {}).await;
     let start = Instant::now();
     while kept_answers(&app).await > 0 {

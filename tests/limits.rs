@@ -128,10 +128,10 @@ async fn the_cached_anonymous_page_is_outside_the_limit() {
 }
 
 /// The real binary with `extra` arguments, on the seed content.
-fn binary(dir: &tempfile::TempDir, extra: &[&str]) -> (Child, String) {
+async fn binary(dir: &tempfile::TempDir, extra: &[&str]) -> (Child, String) {
     let content = dir.path().join("content");
     common::copy_dir(&common::repo_content(), &content);
-    let database_url = format!("sqlite://{}", dir.path().join("tribune.db").display());
+    let database_url = common::fresh_database_url(dir.path(), "tribune.db").await;
     spawn_binary(&database_url, &content, extra)
 }
 
@@ -139,8 +139,8 @@ fn binary(dir: &tempfile::TempDir, extra: &[&str]) -> (Child, String) {
 async fn the_flag_sets_the_rate_and_zero_turns_it_off() {
     let limited_dir = tempfile::tempdir().unwrap();
     let open_dir = tempfile::tempdir().unwrap();
-    let (mut limited, limited_base) = binary(&limited_dir, &["--rate-limit", "2"]);
-    let (mut open, open_base) = binary(&open_dir, &["--rate-limit", "0"]);
+    let (mut limited, limited_base) = binary(&limited_dir, &["--rate-limit", "2"]).await;
+    let (mut open, open_base) = binary(&open_dir, &["--rate-limit", "0"]).await;
     let client = client_from("127.0.0.6");
     let limited_run = statuses(&client, &poll_url(&limited_base), None, 10).await;
     let open_run = statuses(&client, &poll_url(&open_base), None, 50).await;
@@ -248,9 +248,10 @@ async fn the_vote_cap_believes_a_proxy_given_as_an_ipv4_mapped_range() {
     );
 }
 
-#[test]
-fn a_malformed_trusted_proxy_stops_the_start_with_what_is_wrong() {
+#[tokio::test]
+async fn a_malformed_trusted_proxy_stops_the_start_with_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
+    let database_url = common::fresh_database_url(dir.path(), "t.db").await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tribune"))
         .args([
             "serve",
@@ -259,10 +260,7 @@ fn a_malformed_trusted_proxy_stops_the_start_with_what_is_wrong() {
             "--trusted-proxy",
             "10.0.0.0/33",
         ])
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("t.db").display()),
-        )
+        .env("DATABASE_URL", database_url)
         .output()
         .unwrap();
     assert!(!output.status.success());

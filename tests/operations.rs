@@ -81,7 +81,7 @@ async fn metrics_count_requests_streams_and_ballots() {
 #[tokio::test]
 async fn json_logs_carry_a_request_id_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let database_url = common::fresh_database_url(dir.path(), "t.db").await;
     let secret = "a-test-secret-that-must-never-be-logged";
     let mut child = Command::new(env!("CARGO_BIN_EXE_tribune"))
         .args([

@@ -321,14 +321,13 @@ fn a_file_that_is_not_utf8_is_refused_with_its_name() {
 async fn import_and_serve(text: &str) -> Result<(), TestCaseError> {
     let folder = content_folder(text);
     let data = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", data.path().join("tribune.db").display());
+    let url = common::fresh_database_url(data.path(), "tribune.db").await;
     let db = Db::open(&url).await.unwrap();
     let imported = content::import(&db, folder.path()).await;
-    let articles: i64 = sqlx::query_scalar("select count(*) from articles")
-        .fetch_one(db.sqlite_pool().unwrap())
-        .await
-        .unwrap();
     db.close().await;
+    let mut check = common::TestDb::connect(&url).await;
+    let articles = check.count("select count(*) from articles", &[]).await;
+    check.close().await;
     match imported {
         Err(ImportError::Content(error)) => {
             check_refusal(&error, folder.path(), text)?;

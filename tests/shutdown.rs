@@ -44,7 +44,7 @@ async fn exits_within(server: &mut Child, limit: Duration) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_open_streams_and_slow_clients_exits_within_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let database_url = common::fresh_database_url(dir.path(), "t.db").await;
     let (mut server, base) = spawn_binary(
         &database_url,
         &repo_content(),
@@ -88,7 +88,7 @@ async fn sigterm_with_open_streams_and_slow_clients_exits_within_the_deadline() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_vote_is_lost_across_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let database_url = common::fresh_database_url(dir.path(), "t.db").await;
     let (mut server, base) = spawn_binary(&database_url, &repo_content(), &[]);
 
     let voters = Voters::start(&base, 16);

@@ -1,7 +1,15 @@
 //! Test support: a real Tribune server on 127.0.0.1:0 with its own database and content.
+//!
+//! The tests run on SQLite, or on PostgreSQL when `TRIBUNE_TEST_POSTGRES`
+//! holds an admin URL (see `fresh_database_url`).
 #![allow(dead_code)]
 
+pub mod db;
 pub mod sse;
+
+// Each test binary uses its own part of these.
+#[allow(unused_imports)]
+pub use db::{Arg, TestDb, fresh_database_url, on_postgres, sqlite_only};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -67,7 +75,7 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo_content(), &dir.path().join("content"));
-        let database_url = format!("sqlite://{}", dir.path().join("data/tribune.db").display());
+        let database_url = fresh_database_url(dir.path(), "data/tribune.db").await;
         Self::start(dir, database_url, adjust).await
     }
 
@@ -188,7 +196,7 @@ pub async fn test_state(extra: &[(&str, &str)]) -> (AppState, TempDir) {
     for (name, text) in extra {
         std::fs::write(content.join("articles").join(name), text).unwrap();
     }
-    let database_url = format!("sqlite://{}", dir.path().join("data/tribune.db").display());
+    let database_url = fresh_database_url(dir.path(), "data/tribune.db").await;
     let mut config = Config::new(database_url, content);
     config.max_votes_per_address = None;
     // The writer stops by itself once the router and its state are dropped.
