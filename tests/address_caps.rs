@@ -14,12 +14,17 @@ use reqwest::header;
 async fn address_hashes(app: &TestApp) -> (i64, i64) {
     let mut db = TestDb::connect(&app.database_url).await;
     let uses = db.count("select count(*) from address_uses", &[]).await;
-    let on_votes = db
-        .count(
+    // Only SQLite's votes still have the column, from before address uses
+    // had a table of their own; PostgreSQL's votes never had it.
+    let on_votes = if db.is_postgres() {
+        0
+    } else {
+        db.count(
             "select count(*) from votes where address_hash is not null",
             &[],
         )
-        .await;
+        .await
+    };
     db.close().await;
     (uses, on_votes)
 }

@@ -291,9 +291,10 @@ impl From<sqlx::Error> for Fault {
             match e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 // PostgreSQL's SQLSTATE classes for what a statement itself
                 // did wrong: bad data (22), a constraint (23), an error in it
-                // (42). Everything else (a lock timeout, a broken connection,
-                // a full disk, a read-only server…) is the database's.
-                Some(pg) => matches!(pg.code().get(..2), Some("22" | "23" | "42")),
+                // (42), a trigger that raised one (P0). Everything else (a
+                // lock timeout, a broken connection, a full disk, a read-only
+                // server…) is the database's.
+                Some(pg) => matches!(pg.code().get(..2), Some("22" | "23" | "42" | "P0")),
                 // SQLite's primary result codes (the low byte of the extended
                 // code) for the same: an error in it (1), too big (18), a
                 // constraint or trigger (19), a type mismatch (20), a bad

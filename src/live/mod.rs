@@ -157,15 +157,16 @@ impl Live {
         self.polls.get(id).map(Topic::subscribe)
     }
 
-    /// Publishes a poll's new state, unless it has fewer votes than the one
-    /// published: votes are only ever added, so that state is older (an
+    /// Publishes a poll's new state, unless it is the one published, or has
+    /// fewer votes: votes are only ever added, so that state is older (an
     /// instance's writer may publish after the state it read from another's
     /// later commit; see `sync`).
     pub fn publish_poll(&self, state: PollState) {
         if let Some(topic) = self.polls.get(&state.id) {
             // send_if_modified: publishing must work with nobody subscribed.
             topic.state.send_if_modified(|current| {
-                let newer = state.total_votes >= current.total_votes;
+                let newer =
+                    state.total_votes >= current.total_votes && state.options != current.options;
                 if newer {
                     *current = Arc::new(state);
                 }
@@ -197,12 +198,12 @@ impl Live {
         self.ratings.get(&article_id).map(Topic::subscribe)
     }
 
-    /// Publishes an article's new rating, unless fewer readers have rated
-    /// in it than in the one published (an older state, as for polls).
+    /// Publishes an article's new rating, unless it is the one published, or
+    /// fewer readers have rated in it (an older state, as for polls).
     pub fn publish_rating(&self, article_id: i64, state: RatingState) {
         if let Some(topic) = self.ratings.get(&article_id) {
             topic.state.send_if_modified(|current| {
-                let newer = state.count() >= current.count();
+                let newer = state.count() >= current.count() && state.counts != current.counts;
                 if newer {
                     *current = Arc::new(state);
                 }

@@ -324,6 +324,15 @@ impl TestDb {
                 &[],
             )
             .await;
+            // What another instance's writer holds while it writes a batch:
+            // the writer waits for these before it decides anything.
+            self.execute(
+                "select count(pg_advisory_xact_lock(hashtextextended(scope, 0))) from \
+                 (select 'poll:' || id as scope from polls \
+                  union all select 'rating:' || id from articles) as s",
+                &[],
+            )
+            .await;
         } else {
             self.execute("begin exclusive", &[]).await;
         }
