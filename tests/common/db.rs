@@ -54,6 +54,20 @@ pub fn sqlite_only(reason: &str) -> bool {
     true
 }
 
+/// For a test that only makes sense on PostgreSQL (several instances on one
+/// database): in the SQLite pass it says so on stderr and gives `true`, and
+/// the test returns at once.
+pub fn postgres_only(reason: &str) -> bool {
+    if on_postgres() {
+        return false;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n**** POSTGRESQL ONLY ({reason}): runs in the PostgreSQL pass, with {POSTGRES_ENV} set ****\n"
+    );
+    true
+}
+
 /// PostgreSQL databases made by `fresh_database_url` in this process, each
 /// with the test folder it goes with.
 static MADE: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
