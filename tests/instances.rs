@@ -21,8 +21,12 @@ struct Instance {
 
 impl Instance {
     fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    fn start_with(database_url: &str, args: &[&str]) -> Self {
         let content = common::repo_content();
-        let (process, base) = common::spawn_binary(database_url, &content, &[]);
+        let (process, base) = common::spawn_binary(database_url, &content, args);
         Self { process, base }
     }
 
@@ -242,4 +246,34 @@ async fn an_instance_whose_listener_drops_reads_every_tally_again() {
         "once it listens again, the instance reads the tallies and streams them"
     );
     assert_eq!(tallies(&a.poll().await), [33, 35, 24, 21]);
+}
+
+#[tokio::test]
+async fn the_per_address_cap_holds_across_instances() {
+    if common::db::postgres_only("two instances on one PostgreSQL database") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path(), "t.db").await;
+    let cap = ["--max-votes-per-address", "3"];
+    let a = Instance::start_with(&url, &cap);
+    let b = Instance::start_with(&url, &cap);
+    // Twelve cookie-less votes from one address, all at once, over both
+    // instances: each instance alone would take three.
+    let votes = (0..12).map(|i| {
+        let here = if i % 2 == 0 { &a } else { &b };
+        async move { here.vote(&reqwest::Client::new(), 1).await }
+    });
+    let mut statuses = futures_util::future::join_all(votes).await;
+    statuses.sort();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let capped = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((created, capped), (3, 9), "{statuses:?}");
+    assert_eq!(tallies(&a.poll().await)[0], 36);
 }

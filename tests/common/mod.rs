@@ -268,18 +268,19 @@ bio = "Кандидат политических наук, доцент"
 Второй абзац.
 "#;
 
-/// Starts the real `tribune` binary on a free port, with the per-address vote
-/// cap off and `extra` arguments; returns it and its base URL.
+/// Starts the real `tribune` binary on a free port, with `extra` arguments
+/// and the per-address vote cap off unless they set it; returns it and its
+/// base URL.
 pub fn spawn_binary(database_url: &str, content: &Path, extra: &[&str]) -> (Child, String) {
+    let cap_off: &[&str] = if extra.contains(&"--max-votes-per-address") {
+        &[]
+    } else {
+        &["--max-votes-per-address", "0"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_tribune"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--max-votes-per-address",
-            "0",
-            "--content",
-        ])
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(cap_off)
+        .arg("--content")
         .arg(content)
         .args(extra)
         .env("DATABASE_URL", database_url)
