@@ -1,10 +1,11 @@
-//! The command line of `tribune`: serve, import, export and backup.
+//! The command line of `tribune`: serve, import, export, backup and migrate-data.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use indicatif::{HumanCount, ProgressBar};
 
 use crate::config::{Config, DEFAULT_DATABASE_URL, normalise_base_url};
 pub use crate::export::ExportFormat;
@@ -53,6 +54,15 @@ pub enum Command {
     },
     /// Write a consistent copy of the live database to PATH.
     Backup { path: PathBuf },
+    /// Move a SQLite database's data, exactly, into an empty PostgreSQL database.
+    MigrateData {
+        /// The SQLite database to move, e.g. sqlite://data/tribune.db (read, never written).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The empty PostgreSQL database to move it into, e.g. postgres://USER:PASSWORD@HOST:5432/DATABASE.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Export { poll, format }) => export(&cli.database_url, &poll, format).await,
         Some(Command::Backup { path }) => backup(&cli.database_url, &path).await,
+        Some(Command::MigrateData { from, to }) => migrate_data(&from, &to).await,
     }
 }
 
@@ -200,6 +211,65 @@ async fn backup(database_url: &str, path: &std::path::Path) -> anyhow::Result<()
             Err(e)
         }
     }
+}
+
+/// Moves the data; on a terminal, a bar on stderr shows the votes moved.
+/// The bar appears once both databases have been checked, so that a refusal
+/// is a lone line.
+async fn migrate_data(from: &str, to: &str) -> anyhow::Result<()> {
+    let mut bar: Option<ProgressBar> = None;
+    let moved = store::migrate::move_data(from, to, |done, total| {
+        bar.get_or_insert_with(|| progress::bar(total, progress::VOTES, "moving", true))
+            .set_position(done);
+    })
+    .await;
+    match moved {
+        Ok(moved) => {
+            if let Some(bar) = bar {
+                bar.finish();
+            }
+            println!("{}", moved_sentence(&moved));
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(bar) = bar {
+                bar.abandon();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// "moved 1 article, 1 poll with 4 options, 1,000,000 votes, … into postgres://host:port/db".
+fn moved_sentence(moved: &store::migrate::Moved) -> String {
+    let count = |table: &str, one: &str, many: &str| {
+        let n = moved.rows(table);
+        format!("{} {}", HumanCount(n), if n == 1 { one } else { many })
+    };
+    let mut parts = vec![
+        count("articles", "article", "articles"),
+        format!(
+            "{} with {}",
+            count("polls", "poll", "polls"),
+            count("poll_options", "option", "options")
+        ),
+        count("votes", "vote", "votes"),
+        count("ratings", "rating", "ratings"),
+        count("address_uses", "address use", "address uses"),
+        count("idempotency_keys", "idempotency key", "idempotency keys"),
+    ];
+    if moved.rows("site") > 0 {
+        parts.push("the site's settings".to_owned());
+    }
+    if moved.rows("server_secret") > 0 {
+        parts.push("the server secret".to_owned());
+    }
+    let last = parts.pop().unwrap_or_default();
+    format!(
+        "moved {} and {last} into {}",
+        parts.join(", "),
+        moved.target
+    )
 }
 
 async fn serve(args: ServeArgs, database_url: String) -> anyhow::Result<()> {

@@ -1,11 +1,11 @@
 //! Progress bars on stderr for the commands that can run long (export,
-//! backup): drawn only when a person is watching, i.e. stderr is a terminal.
+//! backup, migrate-data): drawn only when a person is watching, i.e. stderr is a terminal.
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Export: votes written of the poll's votes, the rate and the time left.
+/// Export and migrate-data: votes written of the votes to write, the rate and the time left.
 pub const VOTES: &str =
     "{prefix} [{bar:30}] {human_pos}/{human_len} votes, {per_sec:0}, {eta} left";
 /// Backup: bytes of the copy on disk, of about the source's data.

@@ -15,6 +15,7 @@ pub mod checks;
 mod engine;
 pub mod export;
 pub mod idempotency;
+pub mod migrate;
 pub mod polls;
 pub mod ratings;
 
@@ -205,11 +206,11 @@ impl Db {
         Ok(conn)
     }
 
-    /// A connection of its own for one long read, an export. On SQLite its
-    /// sorts spill to temporary files rather than memory, whatever this
-    /// SQLite was built with; its statements are not logged, since a
-    /// streamed query takes as long as its reader, and a "slow statement"
-    /// warning would be noise.
+    /// A connection of its own for one long read, an export, or one long
+    /// write, `migrate-data`'s. On SQLite its sorts spill to temporary files
+    /// rather than memory, whatever this SQLite was built with; its
+    /// statements are not logged, since a streamed query takes as long as
+    /// its reader, and a "slow statement" warning would be noise.
     pub async fn export_connection(&self) -> anyhow::Result<OwnConn> {
         let conn = match &*self.options {
             Options::Sqlite(options) => OwnConn::Sqlite(
