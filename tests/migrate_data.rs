@@ -196,7 +196,7 @@ async fn a_stopped_sqlite_site_moves_to_postgresql_exactly_and_only_once() {
 
     // A SQLite site where four readers voted, one with an Idempotency-Key, and
     // two rated, one of whom changed their mind.
-    let app = TestApp::spawn_with(cap).await;
+    let app = TestApp::spawn_sqlite_with(cap).await;
     let (alice, bob, carol, dave) = (app.reader(), app.reader(), app.reader(), app.reader());
     assert_eq!(app.vote(&alice, 1).await, StatusCode::CREATED);
     assert_eq!(app.vote(&bob, 2).await, StatusCode::CREATED);
@@ -295,7 +295,7 @@ async fn a_site_still_taking_votes_is_moved_as_one_consistent_snapshot() {
     let Some(postgres) = TestPostgres::create("a_site_still_taking_votes_is_moved").await else {
         return;
     };
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_sqlite_with(|_| {}).await;
     let voters = common::Voters::start(&app.base, 4);
     // Votes are arriving, and keep arriving while the copy reads.
     while tallies(&app.poll_json(&reqwest::Client::new()).await)

@@ -79,6 +79,14 @@ impl TestApp {
         Self::start(dir, database_url, adjust).await
     }
 
+    /// `spawn_with` on SQLite in either pass: for a site to move elsewhere.
+    pub async fn spawn_sqlite_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo_content(), &dir.path().join("content"));
+        let database_url = format!("sqlite://{}", dir.path().join("data/tribune.db").display());
+        Self::start(dir, database_url, adjust).await
+    }
+
     /// Starts a server on an existing folder (with `content/`) and database.
     pub async fn start(
         dir: TempDir,
