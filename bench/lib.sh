@@ -69,12 +69,20 @@ run_pinned() {
 start_tribune() {
     local name=$1 port=$2 cpus=$3
     shift 3
+    start_tribune_url "$name" "$port" "$cpus" "sqlite://$TMP/$name/tribune.db" "$@"
+}
+
+# start_tribune_url NAME PORT CPUS URL [extra flags...]: the same on the
+# database at URL (e.g. a postgres:// one); logs to $TMP/NAME/log.
+start_tribune_url() {
+    local name=$1 port=$2 cpus=$3 url=$4
+    shift 4
     local dir="$TMP/$name"
     mkdir -p "$dir"
     (cd "$ROOT" && exec > "$dir/log" 2>&1 && exec env RUST_LOG="${RUST_LOG:-tribune=info,tower_http=warn,sqlx=warn}" \
         ${cpus:+taskset -c "$cpus"} "$BIN" serve \
         --bind "127.0.0.1:$port" \
-        --database-url "sqlite://$dir/tribune.db" \
+        --database-url "$url" \
         --content content \
         --max-votes-per-address 0 "$@") &
     TRIBUNE_PID=$!

@@ -29,6 +29,8 @@ pub enum StreamState {
 #[derive(Clone, Debug)]
 struct Slot {
     state: StreamState,
+    /// The stream's group (the server it is open on, when there are several).
+    group: usize,
     events: u64,
     /// The first target this stream has not reached yet.
     next: usize,
@@ -38,9 +40,10 @@ struct Slot {
 }
 
 impl Slot {
-    fn new() -> Self {
+    fn new(group: usize) -> Self {
         Self {
             state: StreamState::Opening,
+            group,
             events: 0,
             next: 0,
             recent: [(0, 0); RECENT],
@@ -78,6 +81,18 @@ pub struct Target {
     /// Streams that never reached it before it was closed (their delay is
     /// the time until the close, a lower bound).
     pub censored: usize,
+    /// Per group of streams: the longest delay in `delays` (None: no stream
+    /// of that group has reached it or been closed yet).
+    pub group_max: Vec<Option<u32>>,
+}
+
+impl Target {
+    fn record(&mut self, group: usize, delay: u32) {
+        self.delays.push(delay);
+        if let Some(max) = self.group_max.get_mut(group) {
+            *max = Some(max.map_or(delay, |m| m.max(delay)));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -88,6 +103,7 @@ pub struct Board {
     /// The longest a stream's bytes waited in its socket for the tool, in µs.
     pub lag_max: u64,
     slots: Vec<Slot>,
+    groups: usize,
     targets: Vec<Target>,
     pub open: usize,
     pub refused: usize,
@@ -102,11 +118,20 @@ pub struct Board {
 }
 
 impl Board {
+    #[cfg(test)]
     pub fn new(streams: usize) -> Self {
+        Self::with_groups(streams, 1)
+    }
+
+    /// Streams in `groups` groups, taken in turn: stream `i` is in group
+    /// `i % groups` (the tool spreads streams over servers the same way).
+    pub fn with_groups(streams: usize, groups: usize) -> Self {
+        let groups = groups.max(1);
         Self {
             epoch: wall_clock(),
             lag_max: 0,
-            slots: vec![Slot::new(); streams],
+            slots: (0..streams).map(|i| Slot::new(i % groups)).collect(),
+            groups,
             targets: Vec::new(),
             open: 0,
             refused: 0,
@@ -176,7 +201,7 @@ impl Board {
             if target.total > total {
                 break;
             }
-            target.delays.push(delay(at, target.at));
+            target.record(slot.group, delay(at, target.at));
             target.pending = target.pending.saturating_sub(1);
             slot.next += 1;
         }
@@ -191,6 +216,7 @@ impl Board {
             pending: 0,
             delays: Vec::new(),
             censored: 0,
+            group_max: vec![None; self.groups],
         };
         for slot in &mut self.slots {
             if slot.state != StreamState::Open || slot.next != index {
@@ -202,7 +228,7 @@ impl Board {
             }
             match slot.first_at_least(total) {
                 Some(seen) => {
-                    target.delays.push(delay(seen, at));
+                    target.record(slot.group, delay(seen, at));
                     slot.next += 1;
                 }
                 _ => target.pending += 1,
@@ -225,7 +251,7 @@ impl Board {
                 continue;
             }
             for target in &mut self.targets[slot.next..len] {
-                target.delays.push(delay(at, target.at));
+                target.record(slot.group, delay(at, target.at));
                 target.censored += 1;
                 target.pending = 0;
             }
@@ -252,6 +278,17 @@ impl Board {
             .iter()
             .map(|s| s.state == StreamState::Open)
             .collect()
+    }
+
+    /// Open streams per group.
+    pub fn open_by_group(&self) -> Vec<usize> {
+        let mut open = vec![0; self.groups];
+        for slot in &self.slots {
+            if slot.state == StreamState::Open {
+                open[slot.group] += 1;
+            }
+        }
+        open
     }
 
     /// Open streams that have had at least one event (the current state).
@@ -316,6 +353,22 @@ mod tests {
         // Seen before the read was sent: no staleness.
         let u = b.add_target(5_000, 12);
         assert_eq!(b.target(u).delays, vec![0]);
+    }
+
+    #[test]
+    fn the_slowest_stream_of_each_group() {
+        let mut b = Board::with_groups(4, 2);
+        for i in 0..4 {
+            b.set_state(i, StreamState::Open, None);
+        }
+        let t = b.add_target(1_000, 5);
+        b.saw(0, 5, 1_100);
+        b.saw(2, 5, 1_300);
+        b.saw(1, 5, 1_200);
+        assert_eq!(b.target(t).group_max, vec![Some(300), Some(200)]);
+        b.close_targets(2_000);
+        assert_eq!(b.target(t).group_max, vec![Some(300), Some(1_000)]);
+        assert_eq!(b.target(t).censored, 1);
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //!
 //! One thread drives every stream: the tool shares the machine's cores with
 //! the server, and a single thread keeps its share small and easy to see.
+//!
+//! Several instances of Tribune on one database: `--stream-ports A,B` spreads
+//! the streams over those ports in turn while the votes still go to `--port`,
+//! and `--lone-only` measures only the streams and the lone votes (no wrk
+//! load runs), with the lone-vote goal set by `--lone-goal-ms`. Without
+//! these options the tool behaves as described above.
 
 #![forbid(unsafe_code)]
 
@@ -41,7 +47,7 @@ use tokio::task::LocalSet;
 use tokio::time::{MissedTickBehavior, sleep, sleep_until, timeout};
 
 use crate::board::Board;
-use crate::report::{Cpu, Figures, Ms};
+use crate::report::{Cpu, Figures, Instance, Ms};
 use crate::streams::Opener;
 use crate::wrk::Wrk;
 
@@ -52,9 +58,21 @@ struct Args {
     /// Port of the server on 127.0.0.1 (the tool talks to loopback only).
     #[arg(long)]
     port: u16,
-    /// The server's process id, for its memory (VmRSS) and CPU time.
+    /// The server's process id, for its memory (VmRSS) and CPU time; with
+    /// several servers, their ids in the order of --stream-ports
+    /// (comma-separated; the first is the one on --port).
+    #[arg(long, value_delimiter = ',', required = true)]
+    server_pid: Vec<u32>,
+    /// Ports on 127.0.0.1 to spread the streams over, in turn (comma-separated;
+    /// default: --port alone). Votes and reads still go to --port.
+    #[arg(long, value_delimiter = ',')]
+    stream_ports: Vec<u16>,
+    /// Only open the streams and time the lone votes: no wrk load runs.
     #[arg(long)]
-    server_pid: u32,
+    lone_only: bool,
+    /// The goal for a lone vote on every stream, p99 in milliseconds.
+    #[arg(long, default_value_t = 100.0)]
+    lone_goal_ms: f64,
     /// Event streams to open.
     #[arg(long, default_value_t = 1000)]
     streams: usize,
@@ -146,17 +164,31 @@ async fn run(args: Args) -> Result<Figures> {
         "{sources} source addresses do not fit in 127.0.0.2-127.0.255.255"
     );
     ensure!(
-        args.vote_lua.is_file(),
+        args.lone_only || args.vote_lua.is_file(),
         "no vote script at {}",
         args.vote_lua.display()
+    );
+    let ports = if args.stream_ports.is_empty() {
+        vec![args.port]
+    } else {
+        args.stream_ports.clone()
+    };
+    ensure!(
+        args.server_pid.len() <= ports.len(),
+        "{} server ids for {} stream port(s)",
+        args.server_pid.len(),
+        ports.len()
     );
 
     let files = raise_open_files(args.streams)?;
     let server = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let poll_path = format!("/api/v1/polls/{}", args.poll);
     let hz = procfs::clock_ticks();
-    let pid = args.server_pid.to_string();
-    procfs::rss_kib(args.server_pid)?;
+    let server_pid = args.server_pid[0];
+    let pid = server_pid.to_string();
+    for &p in &args.server_pid {
+        procfs::rss_kib(p)?;
+    }
     let first = timeout(
         Duration::from_secs(5),
         http::one_shot(server, "GET", &poll_path, None, || {}),
@@ -184,31 +216,50 @@ async fn run(args: Args) -> Result<Figures> {
         sources,
         files,
         seconds: args.seconds,
+        lone_only: args.lone_only,
+        lone_goal_ms: args.lone_goal_ms,
+        ports: ports.clone(),
         ..Figures::default()
     };
 
     // 1. No stream open.
-    progress("baseline: vote flood");
-    let cpu = Cpu::start(&pid);
-    figures.votes_base = wrk.votes().await?;
-    figures.cpu_base = cpu.stop(&pid, hz);
-    progress("baseline: GET /healthz");
-    figures.healthz_base = wrk.healthz().await?;
-    figures.rss_before = procfs::rss_kib(args.server_pid)?;
+    if !args.lone_only {
+        progress("baseline: vote flood");
+        let cpu = Cpu::start(&pid);
+        figures.votes_base = wrk.votes().await?;
+        figures.cpu_base = cpu.stop(&pid, hz);
+        progress("baseline: GET /healthz");
+        figures.healthz_base = wrk.healthz().await?;
+    }
+    figures.rss_before = procfs::rss_kib(server_pid)?;
+    for &p in &args.server_pid {
+        figures.instances.push(Instance {
+            pid: p,
+            rss_before: procfs::rss_kib(p)?,
+            ..Instance::default()
+        });
+    }
 
     // 2. Open the streams.
-    let board = Rc::new(RefCell::new(Board::new(args.streams)));
+    let board = Rc::new(RefCell::new(Board::with_groups(args.streams, ports.len())));
     let buffers = Rc::new(RefCell::new(streams::ReadBuffers::new()));
+    let servers: Vec<(SocketAddr, Rc<[u8]>)> = ports
+        .iter()
+        .map(|&p| {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+            (addr, http::stream_request(addr, &args.poll).into())
+        })
+        .collect();
     let opener = Opener {
-        server,
-        request: http::stream_request(server, &args.poll).into(),
+        servers: servers.into(),
         per_source: args.per_source,
         concurrency: args.open_concurrency,
         timeout: Duration::from_secs(args.open_timeout),
     };
     progress(&format!(
-        "opening {} streams from {sources} source address(es)",
-        args.streams
+        "opening {} streams from {sources} source address(es) to {} port(s)",
+        args.streams,
+        ports.len()
     ));
     let opening = Instant::now();
     streams::open_all(board.clone(), buffers.clone(), opener, args.streams).await;
@@ -225,8 +276,12 @@ async fn run(args: Args) -> Result<Figures> {
     figures.first_event_seconds = opening.elapsed().as_secs_f64();
     figures.with_first_event = board.borrow().open_with_first_event();
     sleep(Duration::from_secs(1)).await;
-    figures.rss_with = procfs::rss_kib(args.server_pid)?;
+    figures.rss_with = procfs::rss_kib(server_pid)?;
+    for instance in &mut figures.instances {
+        instance.rss_with = procfs::rss_kib(instance.pid)?;
+    }
     figures.opened = board.borrow().open;
+    figures.opened_by_group = board.borrow().open_by_group();
     {
         let b = board.borrow();
         (figures.refused, figures.failed, figures.first_failure) =
@@ -251,7 +306,19 @@ async fn run(args: Args) -> Result<Figures> {
         args.lone_votes, args.lone_gap_ms
     ));
     board.borrow_mut().lag_max = 0;
+    let ticks = |p: u32| procfs::cpu_ticks(&p.to_string()).map_or(0, |t| t.0);
+    let cpu_before: Vec<u64> = args.server_pid.iter().map(|&p| ticks(p)).collect();
+    let tool_before = procfs::cpu_ticks("self").map_or(0, |t| t.0);
+    let lone_started = Instant::now();
     lone_votes(&args, server, &board, &mut figures).await;
+    figures.lone_wall = lone_started.elapsed().as_secs_f64();
+    figures.lone_tool_cpu = procfs::cpu_ticks("self")
+        .map_or(0, |t| t.0)
+        .saturating_sub(tool_before) as f64
+        / hz;
+    for (instance, before) in figures.instances.iter_mut().zip(cpu_before) {
+        instance.lone_cpu = ticks(instance.pid).saturating_sub(before) as f64 / hz;
+    }
     figures.lag_lone = board.borrow().lag_max;
     figures.page_status = timeout(
         Duration::from_secs(5),
@@ -262,6 +329,13 @@ async fn run(args: Args) -> Result<Figures> {
     .and_then(Result::ok)
     .map(|r| r.status);
     figures.page = args.page.clone();
+    if args.lone_only {
+        figures.rss_end = procfs::rss_kib(server_pid)?;
+        figures.dropped = board.borrow().dropped;
+        figures.bad_bodies = board.borrow().bad_bodies;
+        figures.reads_without_stamp = board.borrow().reads_without_stamp;
+        return Ok(figures);
+    }
 
     // 4. The same load with the streams open.
     progress("with streams: vote flood");
@@ -289,7 +363,7 @@ async fn run(args: Args) -> Result<Figures> {
     figures.events_per_second = sampled.events_per_second;
     progress("with streams: GET /healthz");
     figures.healthz_live = wrk.healthz().await?;
-    figures.rss_end = procfs::rss_kib(args.server_pid)?;
+    figures.rss_end = procfs::rss_kib(server_pid)?;
     figures.dropped = board.borrow().dropped;
     figures.bad_bodies = board.borrow().bad_bodies;
     figures.reads_without_stamp = board.borrow().reads_without_stamp;
@@ -320,6 +394,7 @@ async fn lone_votes(
     let path = format!("/api/v1/polls/{}/votes", args.poll);
     let wait = Duration::from_millis(args.lone_timeout_ms);
     let mut everyone = Vec::new();
+    let mut by_group: Vec<Vec<u32>> = Vec::new();
     let mut each = Vec::new();
     for k in 0..args.lone_votes {
         let started = Instant::now();
@@ -350,6 +425,10 @@ async fn lone_votes(
                 if let Some(&slowest) = target.delays.iter().max() {
                     everyone.push(slowest);
                 }
+                by_group.resize(target.group_max.len(), Vec::new());
+                for (group, slowest) in by_group.iter_mut().zip(&target.group_max) {
+                    group.extend(*slowest);
+                }
                 each.extend_from_slice(&target.delays);
                 figures.lone_acked += 1;
             }
@@ -361,6 +440,7 @@ async fn lone_votes(
     board.borrow_mut().take_targets();
     figures.lone_votes = args.lone_votes;
     figures.lone_all = Ms::of(&mut everyone);
+    figures.lone_groups = by_group.iter_mut().map(|g| Ms::of(g)).collect();
     figures.lone_each = Ms::of(&mut each);
 }
 

@@ -1,7 +1,8 @@
 //! Opens the event streams and follows them.
 //!
 //! Every stream is one TCP connection with one task on the tool's single
-//! thread. Connections come from 127.0.0.2, 127.0.0.3, … (`per_source`
+//! thread. With several servers, stream `i` goes to server `i % servers`.
+//! Connections come from 127.0.0.2, 127.0.0.3, … (`per_source`
 //! each), so the server sees many readers' addresses and no one source runs
 //! short of ports. At most `concurrency` streams are being opened at once,
 //! so the server's accept queue never overflows. Reads share one set of
@@ -31,8 +32,8 @@ pub const FIRST_SOURCE: usize = 2;
 
 #[derive(Clone)]
 pub struct Opener {
-    pub server: SocketAddr,
-    pub request: Rc<[u8]>,
+    /// The servers the streams are spread over, in turn, each with its request.
+    pub servers: Rc<[(SocketAddr, Rc<[u8]>)]>,
     pub per_source: usize,
     pub concurrency: usize,
     pub timeout: Duration,
@@ -89,13 +90,14 @@ pub async fn open_all(
 }
 
 async fn open(index: usize, opener: &Opener) -> Result<Opened> {
+    let (server, request) = &opener.servers[index % opener.servers.len()];
     let socket = TcpSocket::new_v4()?;
     setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
     // Bind first: this is what picks the source address.
     socket.bind(SocketAddr::new(source(index, opener.per_source).into(), 0))?;
-    let mut stream = socket.connect(opener.server).await?;
+    let mut stream = socket.connect(*server).await?;
     stream.set_nodelay(true)?;
-    stream.write_all(&opener.request).await?;
+    stream.write_all(request).await?;
     let (head, body) = read_head(&mut stream).await?;
     match head.status {
         200 => Ok(Opened::Stream(stream, Scanner::new(head.chunked), body)),
