@@ -902,8 +902,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::app::AppState;
     use crate::config::Config;
+    use crate::state::AppState;
 
     /// A server's state on a fresh database, a writer of the test's own on
     /// another connection, and votes for option 4 failing in SQL when they

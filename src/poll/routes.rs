@@ -15,12 +15,12 @@ use utoipa_axum::routes;
 
 use super::{OptionId, PollResults, PollState};
 use crate::api::{ApiBody, ApiJson, personal};
-use crate::app::AppState;
 use crate::ballot::{Ballot, Receipt};
 use crate::error::{ApiError, ApiResult, AppError, Problem, Result};
 use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
 use crate::openapi::ReadProblems;
 use crate::reader::{self, ClientAddress};
+use crate::state::AppState;
 use crate::store;
 
 /// The form's route, and the API's with their OpenAPI documentation.

@@ -16,13 +16,13 @@ use utoipa_axum::routes;
 
 use super::{RatingState, RatingSummary, Stars};
 use crate::api::{ApiBody, ApiJson, personal};
-use crate::app::AppState;
 use crate::article::Article;
 use crate::ballot::{Ballot, Receipt};
 use crate::error::{ApiError, ApiResult, AppError, Problem, Result};
 use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
 use crate::openapi::ReadProblems;
 use crate::reader::{self, ClientAddress};
+use crate::state::AppState;
 use crate::store;
 
 /// The form's route, and the API's with their OpenAPI documentation.
