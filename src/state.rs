@@ -15,10 +15,10 @@ use axum::http::request::Parts;
 use axum_extra::extract::cookie::Key;
 use tokio::task::JoinHandle;
 
-use crate::article::{Article, Catalog, PageCache};
+use crate::article::{Article, Catalog, PageCache, Site};
 use crate::ballot::{BallotBox, WriterSettings};
 use crate::config::Config;
-use crate::content::{self, Site};
+use crate::content;
 use crate::events::{self, Streams};
 use crate::live::{ArticleRating, Live};
 use crate::poll::PollState;
@@ -144,12 +144,12 @@ async fn load(db: &Db) -> anyhow::Result<(Catalog, Vec<PollState>, Vec<ArticleRa
     let polls = store::polls::load_polls(db).await?;
     let mut poll_states = Vec::with_capacity(polls.len());
     let mut articles = Vec::with_capacity(rows.len());
-    for row in rows {
-        let poll = polls.iter().find(|p| p.article_id == row.id);
+    for (id, text) in rows {
+        let poll = polls.iter().find(|p| p.article_id == id);
         if let Some(poll) = poll {
-            poll_states.push(PollState::new(poll.clone(), &row.slug));
+            poll_states.push(PollState::new(poll.clone(), &text.slug));
         }
-        articles.push(Article::from_row(row, poll.map(|p| p.id.as_str().into())));
+        articles.push(Article::new(id, text, poll.map(|p| p.id.as_str().into())));
     }
     let ratings = store::ratings::all_distributions(db)
         .await?

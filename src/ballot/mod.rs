@@ -46,10 +46,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::content::PollStatus;
 use crate::idempotency::{Answer, Keyed};
 use crate::live::Live;
-use crate::poll::OptionId;
+use crate::poll::{OptionId, PollStatus};
 use crate::rating::{RatingState, Stars};
 use crate::reader::{AddressHash, ReaderId};
 use crate::store::{self, Conn, Db, OwnConn};

@@ -1,4 +1,6 @@
-//! The poll: its state and results, percentages, and the routes that cast votes.
+//! The poll: as its editor defines it (`PollDefinition`), as it is stored
+//! (`StoredPoll`), its live state and results, percentages, the newtype of an
+//! option a reader names, and the routes that cast votes.
 
 mod percent;
 pub mod routes;
@@ -12,9 +14,7 @@ use utoipa::ToSchema;
 pub use percent::largest_remainder_percents;
 pub use routes::routes;
 
-use crate::content::PollStatus;
 use crate::number::WholeNumber;
-use crate::store::polls::{OptionTally, PollRow};
 
 /// An option's id as a reader sends it: a whole number of an option of the poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,6 +51,63 @@ impl From<OptionId> for u32 {
     }
 }
 
+/// Whether a poll takes votes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PollStatus {
+    #[default]
+    Open,
+    Closed,
+}
+
+impl PollStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// A poll as its editor defines it: what the store keeps of it, the votes
+/// cast aside. The importer makes it from a content file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollDefinition {
+    pub id: String,
+    pub question: String,
+    pub status: PollStatus,
+    pub closes_at: Option<OffsetDateTime>,
+    /// In the order the editor gave them.
+    pub options: Vec<OptionDefinition>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionDefinition {
+    pub id: u32,
+    pub label: String,
+    /// The starting tally, counted before any vote cast here.
+    pub seed_votes: u32,
+}
+
+/// A poll as stored, with its tallies.
+#[derive(Clone, Debug)]
+pub struct StoredPoll {
+    pub id: String,
+    pub article_id: i64,
+    pub question: String,
+    pub status: PollStatus,
+    pub closes_at: Option<OffsetDateTime>,
+    pub options: Vec<OptionTally>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionTally {
+    pub id: u32,
+    pub label: String,
+    /// Imported starting tally plus the votes cast here.
+    pub votes: u64,
+}
+
 /// The latest state of one poll, shared by pages, the API and the writer.
 #[derive(Clone, Debug)]
 pub struct PollState {
@@ -66,7 +123,7 @@ pub struct PollState {
 }
 
 impl PollState {
-    pub fn new(row: PollRow, article_slug: &str) -> Self {
+    pub fn new(row: StoredPoll, article_slug: &str) -> Self {
         let mut state = Self {
             id: row.id.into(),
             article_id: row.article_id,
