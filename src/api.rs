@@ -44,7 +44,7 @@ where
 }
 
 fn invalid_body<T: ApiBody>() -> AppError {
-    AppError::unprocessable("invalid-body", format!("The body must be {}.", T::SHAPE))
+    AppError::invalid_body(format!("The body must be {}.", T::SHAPE))
 }
 
 fn body_error<T: ApiBody>(rejection: &JsonRejection) -> AppError {

@@ -55,6 +55,12 @@ impl AppError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
+    /// A body that is not what the route takes, in its shape or in a value
+    /// (a form's or a JSON body's alike): `detail` says what it should be.
+    pub fn invalid_body(detail: impl Into<String>) -> Self {
+        Self::unprocessable("invalid-body", detail)
+    }
+
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)
     }

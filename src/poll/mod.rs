@@ -14,40 +14,46 @@ use utoipa::ToSchema;
 pub use percent::largest_remainder_percents;
 pub use routes::routes;
 
-use crate::number::WholeNumber;
+use crate::number::Sent;
 
 /// An option's id as a reader sends it: a whole number of an option of the poll.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "WholeNumber", into = "u32")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OptionId(u32);
 
+/// Why what a reader sent names no option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOption {
+    #[error("Choose an option before voting.")]
+    Missing,
+    #[error("An option is named by its number: a whole number from 1, such as 2.")]
+    Malformed,
+}
+
 impl OptionId {
+    /// The one parser of what a reader sends as an option, in the vote form
+    /// and in the API's body alike. Whether the poll has that option is the
+    /// poll's to say (`PollState::has_option`).
+    pub fn parse(sent: Sent) -> Result<Self, InvalidOption> {
+        match sent {
+            Sent::Nothing => Err(InvalidOption::Missing),
+            Sent::NotWhole => Err(InvalidOption::Malformed),
+            Sent::Whole(n) => Self::try_from(n),
+        }
+    }
+
     pub fn get(self) -> u32 {
         self.0
     }
 }
 
-impl TryFrom<WholeNumber> for OptionId {
-    type Error = String;
-    fn try_from(n: WholeNumber) -> Result<Self, String> {
-        Self::try_from(n.0)
-    }
-}
-
 impl TryFrom<i64> for OptionId {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
+    type Error = InvalidOption;
+    fn try_from(n: i64) -> Result<Self, InvalidOption> {
         u32::try_from(n)
             .ok()
             .filter(|&n| n > 0)
             .map(OptionId)
-            .ok_or_else(|| format!("option must be a positive whole number, got {n}"))
-    }
-}
-
-impl From<OptionId> for u32 {
-    fn from(id: OptionId) -> u32 {
-        id.0
+            .ok_or(InvalidOption::Malformed)
     }
 }
 
