@@ -10,12 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, AppError};
-
-/// Whether `path` is the API's, whose errors are problem+json.
-pub fn is_api(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
-}
+use crate::error::{ApiError, AppError, is_api};
 
 /// A JSON request body, and what it should look like, said to a person.
 pub trait ApiBody: DeserializeOwned {
@@ -49,7 +44,7 @@ where
 }
 
 fn invalid_body<T: ApiBody>() -> AppError {
-    AppError::unprocessable("invalid-body", format!("The body must be {}.", T::SHAPE))
+    AppError::invalid_body(format!("The body must be {}.", T::SHAPE))
 }
 
 fn body_error<T: ApiBody>(rejection: &JsonRejection) -> AppError {

@@ -1,18 +1,17 @@
-//! The application: its state, the one router that `main` and the tests use,
-//! the HTTP layers around it, and the server's life from start to shutdown.
+//! The application: the one router that `main` and the tests use, the HTTP
+//! layers around it, and the server's life from start to shutdown. The state
+//! the routes share is `state`'s.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::middleware;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -22,146 +21,21 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::article::fast::{AnonymousPageLayer, AnonymousPages};
-use crate::article::{self, Article, Catalog, PageCache};
-use crate::ballot::{BallotBox, WriterSettings};
 use crate::config::Config;
-use crate::content::{self, Site};
 use crate::cors::ReadCorsLayer;
 use crate::etag::ETagLayer;
-use crate::events::{self, Streams};
-use crate::live::{ArticleRating, Live};
-use crate::poll::{self, PollState};
+use crate::headers::security_headers;
 use crate::rate_limit::{self, RateLimit};
-use crate::rating::{self, RatingState};
-use crate::reader::Keys;
-use crate::store::{self, Db};
-use crate::{api, assets, error, guard, health, openapi, server, telemetry};
+use crate::state::{AppState, Running};
+use crate::{
+    api, article, assets, error, events, guard, health, openapi, poll, rating, server, telemetry,
+};
 
 /// Largest request body accepted: votes and ratings are a few bytes.
 const BODY_LIMIT: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a shutdown waits for the writer to commit what is queued.
 const WRITER_DRAIN: Duration = Duration::from_secs(5);
-
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; manifest-src 'self'";
-const PERMISSIONS_POLICY: &str =
-    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()";
-
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub catalog: Arc<Catalog>,
-    pub live: Arc<Live>,
-    pub ballots: BallotBox,
-    pub keys: Arc<Keys>,
-    pub pages: Arc<PageCache>,
-    pub streams: Arc<Streams>,
-    /// The per-address request limit; `None` when `--rate-limit` is 0.
-    pub rate_limit: Option<Arc<RateLimit>>,
-}
-
-/// The state, with the writer task that must be awaited after the last request.
-pub struct Running {
-    pub state: AppState,
-    pub writer: JoinHandle<()>,
-}
-
-impl AppState {
-    /// Opens and migrates the database, imports the content, loads it, and starts the writer.
-    pub async fn build(config: Config) -> anyhow::Result<Running> {
-        let db = Db::open(&config.database_url).await?;
-        content::import(&db, &config.content_dir)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot import the content in {}",
-                    config.content_dir.display()
-                )
-            })?;
-        let secret = store::server_secret(&db, config.secret.as_deref()).await?;
-        let capacity = config
-            .max_streams
-            .unwrap_or_else(events::capacity_for_open_files);
-        let streams = Arc::new(Streams::new(
-            capacity,
-            config.max_streams_per_address,
-            config.heartbeat,
-        ));
-        telemetry::metrics::start(&streams.shutdown);
-        let (catalog, polls, ratings) = load(&db).await?;
-        let live = Arc::new(Live::start(
-            polls,
-            ratings,
-            config.live_pace,
-            &streams.shutdown,
-        ));
-        let settings = WriterSettings {
-            max_votes_per_address: config.max_votes_per_address,
-            max_batch: config.write_batch,
-            address_window: config.address_window,
-            idempotency_window: config.idempotency_window,
-            upkeep_every: config.upkeep_every,
-            lock_wait: config.write_lock_wait,
-            faults: config.writer_faults.clone(),
-        };
-        crate::live::sync::follow(&db, live.clone(), streams.shutdown.clone());
-        let (ballots, writer) = BallotBox::start(&db, live.clone(), settings).await?;
-        let rate_limit = match config.rate_limit {
-            Some(per_second) => {
-                let limit = Arc::new(RateLimit::new(per_second, config.trusted_proxies.clone())?);
-                limit.clone().forget_idle(streams.shutdown.clone());
-                Some(limit)
-            }
-            None => None,
-        };
-        let state = Self {
-            config: Arc::new(config),
-            db,
-            catalog: Arc::new(catalog),
-            live,
-            ballots,
-            keys: Arc::new(Keys::derive(&secret)),
-            pages: Arc::default(),
-            streams,
-            rate_limit,
-        };
-        Ok(Running { state, writer })
-    }
-}
-
-/// Reads the articles, polls and ratings the server shows.
-async fn load(db: &Db) -> anyhow::Result<(Catalog, Vec<PollState>, Vec<ArticleRating>)> {
-    let site = store::articles::load_site(db).await?.unwrap_or(Site {
-        name: "Tribune".to_owned(),
-        footer_links: Vec::new(),
-    });
-    let rows = store::articles::load_articles(db).await?;
-    let polls = store::polls::load_polls(db).await?;
-    let mut poll_states = Vec::with_capacity(polls.len());
-    let mut articles = Vec::with_capacity(rows.len());
-    for row in rows {
-        let poll = polls.iter().find(|p| p.article_id == row.id);
-        if let Some(poll) = poll {
-            poll_states.push(PollState::new(poll.clone(), &row.slug));
-        }
-        articles.push(Article::from_row(row, poll.map(|p| p.id.as_str().into())));
-    }
-    let ratings = store::ratings::all_distributions(db)
-        .await?
-        .into_iter()
-        .filter_map(|(article_id, counts)| {
-            let article = articles.iter().find(|a| a.id == article_id)?;
-            Some(ArticleRating {
-                article_id,
-                slug: article.slug.as_str().into(),
-                state: RatingState::new(counts),
-            })
-        })
-        .collect();
-    Ok((Catalog::new(site, articles), poll_states, ratings))
-}
 
 /// Every route, with the layers every response goes through.
 pub fn router(state: AppState) -> Router {
@@ -192,7 +66,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(article::routes().into())
         .merge(writes)
         .merge(events::routes())
-        .merge(openapi::routes())
+        .merge(openapi::routes(openapi))
         .merge(health::routes().into())
         .merge(telemetry::metrics::routes().into())
         .merge(assets::routes().into())
@@ -236,33 +110,6 @@ pub fn with_layers(routes: Router<AppState>, rate_limit: Option<&RateLimit>) -> 
 /// from the cache in front of it (before routing and the layers).
 pub fn app(state: AppState) -> AnonymousPages<Router> {
     AnonymousPageLayer::new(state.clone()).layer(router(state))
-}
-
-/// Adds the security headers to every response, in one step.
-pub fn security_headers<B>(mut response: http::Response<B>) -> http::Response<B> {
-    let headers = response.headers_mut();
-    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        );
-    }
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
-        (
-            HeaderName::from_static("permissions-policy"),
-            PERMISSIONS_POLICY,
-        ),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
 }
 
 /// A bound, ready server: tests read its port; `main` runs it until a signal.

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use crate::ballot::InjectedFaults;
 use crate::proxy::TrustedProxies;
-
-/// Where the database lives when nothing says otherwise.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tribune.db";
+pub use crate::store::DEFAULT_DATABASE_URL;
 
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
-use crate::{api, assets};
+use crate::assets;
 
 #[derive(Debug)]
 pub struct AppError {
@@ -53,6 +53,12 @@ impl AppError {
 
     pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    /// A body that is not what the route takes, in its shape or in a value
+    /// (a form's or a JSON body's alike): `detail` says what it should be.
+    pub fn invalid_body(detail: impl Into<String>) -> Self {
+        Self::unprocessable("invalid-body", detail)
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
@@ -235,10 +241,15 @@ impl IntoResponse for AppError {
     }
 }
 
+/// Whether `path` is the API's, whose errors are problem+json.
+pub fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
 impl AppError {
     /// The face that fits the address: problem+json under `/api`, else the HTML page.
     pub fn into_response_for(self, path: &str) -> Response {
-        if api::is_api(path) {
+        if is_api(path) {
             ApiError(self).into_response()
         } else {
             self.into_response()
@@ -248,7 +259,7 @@ impl AppError {
 
 /// The router's answer to an address no route serves.
 pub async fn not_found(uri: Uri) -> Response {
-    let what = if api::is_api(uri.path()) {
+    let what = if is_api(uri.path()) {
         "resource"
     } else {
         "page"

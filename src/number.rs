@@ -1,14 +1,51 @@
-//! Whole numbers as clients send them in JSON.
+//! Whole numbers as readers send them: in a form field, or in JSON.
 //!
-//! JSON has one kind of number, and JSON Schema (which the OpenAPI document
-//! uses) counts `4.0` and `4e0` as the integer 4. A client that writes its
-//! numbers that way must get the same answer as one that writes `4`, so the
-//! newtypes that take a whole number (`OptionId`, `Stars`) read it through
-//! `WholeNumber`, which accepts any JSON number without a fractional part.
+//! The newtypes that take a whole number (`OptionId`, `Stars`) each have one
+//! parser, which takes a `Sent`: what came where the number belongs, read
+//! the same way whether it came from a form or a JSON body. So a mistake
+//! gets the same problem either way.
+//!
+//! A form field is text: a whole number in ASCII digits, with an optional
+//! sign, and white space around it. JSON has one kind of number, and JSON
+//! Schema (which the OpenAPI document uses) counts `4.0` and `4e0` as the
+//! integer 4. A client that writes its numbers that way must get the same
+//! answer as one that writes `4`, so JSON is read through `WholeNumber`,
+//! which accepts any JSON number without a fractional part.
 
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+/// What a reader sent where a whole number belongs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sent {
+    /// Nothing: no field, or one that is empty or only white space.
+    #[default]
+    Nothing,
+    /// Something that is not a whole number, or one beyond an `i64`.
+    NotWhole,
+    Whole(i64),
+}
+
+impl Sent {
+    /// A form field, as text.
+    pub fn from_form(field: Option<&str>) -> Self {
+        match field.map(str::trim) {
+            None | Some("") => Self::Nothing,
+            Some(text) => text.parse().map_or(Self::NotWhole, Self::Whole),
+        }
+    }
+}
+
+/// A JSON value: a number without a fractional part is `Whole` (see
+/// `WholeNumber`); anything else, `null` and `"2"` included, is `NotWhole`.
+/// A field that is absent is `Nothing` when it is `#[serde(default)]`.
+impl<'de> Deserialize<'de> for Sent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(WholeNumber::deserialize(&value).map_or(Self::NotWhole, |n| Self::Whole(n.0)))
+    }
+}
 
 /// A JSON number whose value is a whole number that fits in an `i64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +104,43 @@ mod tests {
         assert_eq!(read("-0.0"), Some(0));
         assert_eq!(read("-3"), Some(-3));
         assert_eq!(read("9223372036854775807"), Some(i64::MAX));
+    }
+
+    fn sent(json: &str) -> Sent {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_form_field_is_trimmed_text() {
+        for (field, expected) in [
+            (None, Sent::Nothing),
+            (Some(""), Sent::Nothing),
+            (Some(" \t"), Sent::Nothing),
+            (Some("4"), Sent::Whole(4)),
+            (Some(" +4 "), Sent::Whole(4)),
+            (Some("-0"), Sent::Whole(0)),
+            (Some("4.0"), Sent::NotWhole),
+            (Some("four"), Sent::NotWhole),
+            (Some("99999999999999999999"), Sent::NotWhole),
+        ] {
+            assert_eq!(Sent::from_form(field), expected, "{field:?}");
+        }
+    }
+
+    #[test]
+    fn a_json_value_is_whole_or_not() {
+        for (json, expected) in [
+            ("4", Sent::Whole(4)),
+            ("4.0", Sent::Whole(4)),
+            ("-0.0", Sent::Whole(0)),
+            ("4.5", Sent::NotWhole),
+            ("1e19", Sent::NotWhole),
+            ("\"4\"", Sent::NotWhole),
+            ("null", Sent::NotWhole),
+            ("[4]", Sent::NotWhole),
+        ] {
+            assert_eq!(sent(json), expected, "{json}");
+        }
     }
 
     #[test]

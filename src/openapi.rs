@@ -7,8 +7,9 @@
 //! document (its description and tags) and serves it at
 //! `/api/v1/openapi.json`.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, OnceLock};
 
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -16,10 +17,9 @@ use serde_json::Value;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::{Modify, OpenApi, PartialSchema};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use crate::app::{self, AppState};
 use crate::error::{ApiResult, AppError, Problem};
 use crate::poll::PollResults;
 use crate::rating::RatingSummary;
@@ -163,9 +163,25 @@ fn event(name: &str, data: &str) -> Schema {
         .into()
 }
 
-/// The document's own route.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(openapi_json))
+/// The document's own route. `document` gives the document of every route
+/// the router serves, this one included (`app::openapi`); it is written
+/// once, at the first request for it.
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    document: fn() -> utoipa::openapi::OpenApi,
+) -> OpenApiRouter<S> {
+    let served = Arc::new(Served {
+        document,
+        json: OnceLock::new(),
+    });
+    let route: UtoipaMethodRouter<Arc<Served>> = routes!(openapi_json);
+    OpenApiRouter::new().routes(route.with_state(served))
+}
+
+/// The document as the route serves it.
+struct Served {
+    document: fn() -> utoipa::openapi::OpenApi,
+    /// Written at the first request; `None` if it could not be.
+    json: OnceLock<Option<Bytes>>,
 }
 
 /// `GET /api/v1/openapi.json`.
@@ -180,15 +196,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
             content_type = "application/json", body = Object),
     )
 )]
-async fn openapi_json() -> ApiResult<Response> {
-    static DOCUMENT: LazyLock<Option<Bytes>> = LazyLock::new(|| match document() {
-        Ok(json) => Some(Bytes::from(json)),
-        Err(error) => {
-            tracing::error!(%error, "cannot write the OpenAPI document");
-            None
-        }
-    });
-    let json = DOCUMENT
+async fn openapi_json(State(served): State<Arc<Served>>) -> ApiResult<Response> {
+    let json = served
+        .json
+        .get_or_init(|| match json((served.document)()) {
+            Ok(json) => Some(Bytes::from(json)),
+            Err(error) => {
+                tracing::error!(%error, "cannot write the OpenAPI document");
+                None
+            }
+        })
         .clone()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("no OpenAPI document")))?;
     Ok((
@@ -205,8 +222,8 @@ async fn openapi_json() -> ApiResult<Response> {
 }
 
 /// The document as JSON.
-pub fn document() -> serde_json::Result<Vec<u8>> {
-    let mut json = serde_json::to_value(app::openapi())?;
+fn json(document: utoipa::openapi::OpenApi) -> serde_json::Result<Vec<u8>> {
+    let mut json = serde_json::to_value(document)?;
     require_headers(&mut json);
     optional_not_null(&mut json);
     serde_json::to_vec(&json)

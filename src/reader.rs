@@ -6,13 +6,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
-use axum::http::request::Parts;
+use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 
-use crate::app::AppState;
 use crate::proxy::TrustedProxies;
 
 pub const COOKIE: &str = "tribune_reader";
@@ -118,12 +116,6 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-impl FromRef<AppState> for Key {
-    fn from_ref(state: &AppState) -> Key {
-        state.keys.cookie.clone()
-    }
-}
-
 /// What every per-address rule counts as one address: an IPv4 address, or
 /// the /64 network of an IPv6 one (a household or an office is handed a
 /// whole /64, and may use any address in it).
@@ -151,24 +143,10 @@ pub struct AddressHash(pub [u8; 32]);
 
 /// The reader's address: the peer, or, when the peer is a trusted proxy, the
 /// nearest address in `X-Forwarded-For` that is not one. `None` only when the
-/// server was started without connection info (some tests).
+/// server was started without connection info (some tests). An extractor:
+/// see `state` for where it reads the trusted proxies.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddress(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_address(
-            &parts.extensions,
-            &parts.headers,
-            &state.config.trusted_proxies,
-        )))
-    }
-}
 
 /// The reader's address of a request (see `ClientAddress`), from the
 /// connection info the server puts in its extensions and its headers. The

@@ -287,8 +287,8 @@ fn any_article_file_is_read_or_refused_with_file_line_and_reason() {
                 Ok(content) => {
                     prop_assert_eq!(content.articles.len(), 1);
                     let article = &content.articles[0];
-                    prop_assert!(content::is_valid_slug(&article.slug));
-                    prop_assert!(!article.title.trim().is_empty());
+                    prop_assert!(content::is_valid_slug(&article.text.slug));
+                    prop_assert!(!article.text.title.trim().is_empty());
                     if let Some(poll) = &article.poll {
                         prop_assert!(poll.options.len() >= 2);
                         let mut ids: Vec<u32> = poll.options.iter().map(|o| o.id).collect();
@@ -349,7 +349,7 @@ async fn import_and_serve(text: &str) -> Result<(), TestCaseError> {
     let running = AppState::build(config).await.unwrap();
     let router = tribune::router(running.state);
     let app = TestRouter { router, dir: data };
-    let slug = &article.slug;
+    let slug = &article.text.slug;
     let mut paths = vec![
         "/".to_owned(),
         format!("/articles/{slug}"),

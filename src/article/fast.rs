@@ -19,8 +19,9 @@ use tower::{Layer, Service};
 
 use super::page::Encoding;
 use super::routes::cached_page;
-use crate::app::{AppState, security_headers};
+use crate::headers::security_headers;
 use crate::reader;
+use crate::state::AppState;
 use crate::telemetry::metrics;
 
 #[derive(Clone)]

@@ -1,6 +1,9 @@
-//! Articles: the catalogue loaded at start-up, and the pages that show them.
+//! Articles: what an article is as written (`ArticleText`, with its author,
+//! image and the site around it), the catalogue of them rendered at
+//! start-up, and the pages that show them.
 
 pub mod fast;
+pub mod markdown;
 mod page;
 pub mod routes;
 mod share;
@@ -8,12 +11,64 @@ mod share;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 pub use page::PageCache;
 pub use routes::routes;
 
-use crate::content::{Author, Image, Site, markdown};
 use crate::i18n::Lang;
-use crate::store::articles::ArticleRow;
+
+/// The site around the articles: its name and footer links, as
+/// `content/site.toml` gives them.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    pub name: String,
+    #[serde(default)]
+    pub footer_links: Vec<FooterLink>,
+}
+
+/// A link in the footer (stored as JSON in this shape).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FooterLink {
+    pub label: String,
+    pub href: String,
+    /// Shown only on pages in this language; on every page when absent.
+    #[serde(default)]
+    pub lang: Option<Lang>,
+}
+
+/// Who wrote an article, and the line that says who they are.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    pub name: String,
+    pub bio: String,
+}
+
+/// A picture with its credit; `src` is optional so a credit can stand alone.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub credit: String,
+    pub src: Option<String>,
+    pub alt: Option<String>,
+}
+
+/// An article as its editor wrote it: the Markdown, and what is said about
+/// it. The importer stores it; the server loads it and renders it (`Article`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArticleText {
+    pub slug: String,
+    pub lang: Lang,
+    pub title: String,
+    pub translation: Option<String>,
+    pub published: Option<String>,
+    pub author: Author,
+    pub image: Option<Image>,
+    pub body_markdown: String,
+}
 
 /// An article ready to show: its Markdown already turned into HTML.
 #[derive(Debug)]
@@ -34,18 +89,19 @@ pub struct Article {
 }
 
 impl Article {
-    pub fn from_row(row: ArticleRow, poll_id: Option<Arc<str>>) -> Self {
-        let rendered = markdown::render(&row.body_markdown, row.image.as_ref());
-        let summary = summary_of(&row.body_markdown);
+    /// Article `id`, rendered from its text.
+    pub fn new(id: i64, text: ArticleText, poll_id: Option<Arc<str>>) -> Self {
+        let rendered = markdown::render(&text.body_markdown, text.image.as_ref());
+        let summary = summary_of(&text.body_markdown);
         Self {
-            id: row.id,
-            slug: row.slug,
-            lang: row.lang,
-            title: row.title,
-            translation: row.translation,
-            author: row.author,
-            published: row.published,
-            image: row.image,
+            id,
+            slug: text.slug,
+            lang: text.lang,
+            title: text.title,
+            translation: text.translation,
+            author: text.author,
+            published: text.published,
+            image: text.image,
             lead_html: rendered.lead_html,
             body_html: rendered.body_html,
             summary,

@@ -10,9 +10,8 @@ use parking_lot::RwLock;
 use time::format_description::well_known::Rfc3339;
 
 use super::share::ShareLink;
-use super::{Article, Catalog};
+use super::{Article, Catalog, FooterLink};
 use crate::assets;
-use crate::content::FooterLink;
 use crate::i18n::Labels;
 use crate::poll::PollState;
 use crate::rating::{RatingState, Stars};

@@ -19,12 +19,12 @@ use super::page::{
 };
 use super::share::share_links;
 use super::{Article, Catalog};
-use crate::app::AppState;
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
 use crate::poll::PollState;
 use crate::rating::RatingState;
 use crate::reader::{self, ReaderId};
+use crate::state::AppState;
 use crate::store;
 
 pub fn routes() -> Router<AppState> {

@@ -46,10 +46,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::content::PollStatus;
 use crate::idempotency::{Answer, Keyed};
 use crate::live::Live;
-use crate::poll::OptionId;
+use crate::poll::{OptionId, PollStatus};
 use crate::rating::{RatingState, Stars};
 use crate::reader::{AddressHash, ReaderId};
 use crate::store::{self, Conn, Db, OwnConn};
@@ -902,8 +901,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::app::AppState;
     use crate::config::Config;
+    use crate::state::AppState;
 
     /// A server's state on a fresh database, a writer of the test's own on
     /// another connection, and votes for option 4 failing in SQL when they

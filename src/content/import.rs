@@ -50,7 +50,8 @@ pub async fn import(db: &Db, dir: &Path) -> Result<ImportReport, ImportError> {
     store::articles::save_site(tx.conn(), &content.site).await?;
     let mut polls = 0;
     for doc in &content.articles {
-        let id = store::articles::upsert_article(tx.conn(), doc, &now).await?;
+        let id =
+            store::articles::upsert_article(tx.conn(), &doc.text, &doc.source_path, &now).await?;
         store::polls::sync_poll(tx.conn(), id, doc.poll.as_ref())
             .await
             .map_err(|source| ImportError::Poll {

@@ -2,21 +2,24 @@
 //!
 //! `parse` reads and checks every file before anything is written, so a mistake
 //! in one file stops the whole import with the file, the line and the reason;
-//! `import` then writes everything in one transaction.
+//! `import` then writes everything in one transaction. What the files say is
+//! read into the domain's own types (`ArticleText`, `PollDefinition`), which
+//! the store takes.
 
 mod import;
-pub mod markdown;
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 
 pub use import::{ImportError, ImportReport, import};
 
+use crate::article::{ArticleText, Author, Image, Site, markdown};
 use crate::i18n::Lang;
+use crate::poll::{OptionDefinition, PollDefinition, PollStatus};
 
 /// A mistake in a content file: where it is and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -45,25 +48,6 @@ impl ContentError {
     }
 }
 
-/// `content/site.toml`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Site {
-    pub name: String,
-    #[serde(default)]
-    pub footer_links: Vec<FooterLink>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FooterLink {
-    pub label: String,
-    pub href: String,
-    /// Shown only on pages in this language; on every page when absent.
-    #[serde(default)]
-    pub lang: Option<Lang>,
-}
-
 /// The TOML front matter of an article.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,22 +60,6 @@ struct FrontMatter {
     author: Author,
     image: Option<Image>,
     poll: Option<PollSpec>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Author {
-    pub name: String,
-    pub bio: String,
-}
-
-/// A picture with its credit; `src` is optional so a credit can stand alone.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Image {
-    pub credit: String,
-    pub src: Option<String>,
-    pub alt: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,53 +82,12 @@ struct OptionSpec {
     votes: u32,
 }
 
-/// Whether a poll takes votes.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PollStatus {
-    #[default]
-    Open,
-    Closed,
-}
-
-impl PollStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-        }
-    }
-}
-
-/// An article as the importer stores it.
+/// An article file, checked: the article, where it came from, and its poll.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArticleDoc {
-    pub slug: String,
-    pub lang: Lang,
-    pub title: String,
-    pub translation: Option<String>,
-    pub published: Option<String>,
-    pub author: Author,
-    pub image: Option<Image>,
-    pub body_markdown: String,
+    pub text: ArticleText,
     pub source_path: String,
-    pub poll: Option<PollDoc>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct PollDoc {
-    pub id: String,
-    pub question: String,
-    pub status: PollStatus,
-    pub closes_at: Option<time::OffsetDateTime>,
-    pub options: Vec<OptionDoc>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct OptionDoc {
-    pub id: u32,
-    pub label: String,
-    pub seed_votes: u32,
+    pub poll: Option<PollDefinition>,
 }
 
 /// Everything in a content folder, checked.
@@ -210,13 +137,13 @@ pub fn parse(dir: &Path) -> Result<Content, ContentError> {
     for path in &paths {
         let text = read(path)?;
         let (doc, translation_line) = parse_article(path, &text)?;
-        if let Some((other, _)) = articles.iter().find(|(a, _)| a.slug == doc.slug) {
+        if let Some((other, _)) = articles.iter().find(|(a, _)| a.text.slug == doc.text.slug) {
             return Err(ContentError::new(
                 path,
                 None,
                 format!(
                     "slug {:?} is already used by {}",
-                    doc.slug, other.source_path
+                    doc.text.slug, other.source_path
                 ),
             ));
         }
@@ -239,19 +166,19 @@ pub fn parse(dir: &Path) -> Result<Content, ContentError> {
 
     // A translation must name another article that exists.
     for (doc, line) in &articles {
-        let Some(target) = &doc.translation else {
+        let Some(target) = &doc.text.translation else {
             continue;
         };
         let line = *line;
         let path = Path::new(&doc.source_path);
-        if target == &doc.slug {
+        if target == &doc.text.slug {
             return Err(ContentError::new(
                 path,
                 line,
                 "an article cannot be its own translation",
             ));
         }
-        if !articles.iter().any(|(a, _)| &a.slug == target) {
+        if !articles.iter().any(|(a, _)| &a.text.slug == target) {
             return Err(ContentError::new(
                 path,
                 line,
@@ -404,7 +331,7 @@ fn parse_article(path: &Path, text: &str) -> Result<(ArticleDoc, Option<usize>),
                     "a poll needs at least two options",
                 ));
             }
-            let mut options: Vec<OptionDoc> = Vec::with_capacity(spec.options.len());
+            let mut options: Vec<OptionDefinition> = Vec::with_capacity(spec.options.len());
             for option in &spec.options {
                 let id = *option.id.get_ref();
                 if id == 0 {
@@ -428,7 +355,7 @@ fn parse_article(path: &Path, text: &str) -> Result<(ArticleDoc, Option<usize>),
                         format!("option {id} has an empty label"),
                     ));
                 }
-                options.push(OptionDoc {
+                options.push(OptionDefinition {
                     id,
                     label: option.label.clone(),
                     seed_votes: option.votes,
@@ -440,7 +367,7 @@ fn parse_article(path: &Path, text: &str) -> Result<(ArticleDoc, Option<usize>),
                     ContentError::new(path, at(spec.id.span()), format!("closes_at {dt} must be a date and time with an offset, like 2026-12-31T00:00:00Z"))
                 })?),
             };
-            Some(PollDoc {
+            Some(PollDefinition {
                 id: spec.id.into_inner(),
                 question: spec.question,
                 status: spec.status,
@@ -452,14 +379,16 @@ fn parse_article(path: &Path, text: &str) -> Result<(ArticleDoc, Option<usize>),
 
     let translation_line = fm.translation.as_ref().and_then(|t| at(t.span()));
     let doc = ArticleDoc {
-        slug,
-        lang: fm.lang,
-        title: fm.title,
-        translation: fm.translation.map(Spanned::into_inner),
-        published: fm.published.map(|d| d.to_string()),
-        author: fm.author,
-        image: fm.image,
-        body_markdown: body.to_owned(),
+        text: ArticleText {
+            slug,
+            lang: fm.lang,
+            title: fm.title,
+            translation: fm.translation.map(Spanned::into_inner),
+            published: fm.published.map(|d| d.to_string()),
+            author: fm.author,
+            image: fm.image,
+            body_markdown: body.to_owned(),
+        },
         source_path: path.display().to_string(),
         poll,
     };

@@ -1,4 +1,6 @@
-//! The poll: its state and results, percentages, and the routes that cast votes.
+//! The poll: as its editor defines it (`PollDefinition`), as it is stored
+//! (`StoredPoll`), its live state and results, percentages, the newtype of an
+//! option a reader names, and the routes that cast votes.
 
 mod percent;
 pub mod routes;
@@ -12,43 +14,104 @@ use utoipa::ToSchema;
 pub use percent::largest_remainder_percents;
 pub use routes::routes;
 
-use crate::content::PollStatus;
-use crate::number::WholeNumber;
-use crate::store::polls::{OptionTally, PollRow};
+use crate::number::Sent;
 
 /// An option's id as a reader sends it: a whole number of an option of the poll.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "WholeNumber", into = "u32")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OptionId(u32);
 
+/// Why what a reader sent names no option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOption {
+    #[error("Choose an option before voting.")]
+    Missing,
+    #[error("An option is named by its number: a whole number from 1, such as 2.")]
+    Malformed,
+}
+
 impl OptionId {
+    /// The one parser of what a reader sends as an option, in the vote form
+    /// and in the API's body alike. Whether the poll has that option is the
+    /// poll's to say (`PollState::has_option`).
+    pub fn parse(sent: Sent) -> Result<Self, InvalidOption> {
+        match sent {
+            Sent::Nothing => Err(InvalidOption::Missing),
+            Sent::NotWhole => Err(InvalidOption::Malformed),
+            Sent::Whole(n) => Self::try_from(n),
+        }
+    }
+
     pub fn get(self) -> u32 {
         self.0
     }
 }
 
-impl TryFrom<WholeNumber> for OptionId {
-    type Error = String;
-    fn try_from(n: WholeNumber) -> Result<Self, String> {
-        Self::try_from(n.0)
-    }
-}
-
 impl TryFrom<i64> for OptionId {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
+    type Error = InvalidOption;
+    fn try_from(n: i64) -> Result<Self, InvalidOption> {
         u32::try_from(n)
             .ok()
             .filter(|&n| n > 0)
             .map(OptionId)
-            .ok_or_else(|| format!("option must be a positive whole number, got {n}"))
+            .ok_or(InvalidOption::Malformed)
     }
 }
 
-impl From<OptionId> for u32 {
-    fn from(id: OptionId) -> u32 {
-        id.0
+/// Whether a poll takes votes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PollStatus {
+    #[default]
+    Open,
+    Closed,
+}
+
+impl PollStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
     }
+}
+
+/// A poll as its editor defines it: what the store keeps of it, the votes
+/// cast aside. The importer makes it from a content file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollDefinition {
+    pub id: String,
+    pub question: String,
+    pub status: PollStatus,
+    pub closes_at: Option<OffsetDateTime>,
+    /// In the order the editor gave them.
+    pub options: Vec<OptionDefinition>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionDefinition {
+    pub id: u32,
+    pub label: String,
+    /// The starting tally, counted before any vote cast here.
+    pub seed_votes: u32,
+}
+
+/// A poll as stored, with its tallies.
+#[derive(Clone, Debug)]
+pub struct StoredPoll {
+    pub id: String,
+    pub article_id: i64,
+    pub question: String,
+    pub status: PollStatus,
+    pub closes_at: Option<OffsetDateTime>,
+    pub options: Vec<OptionTally>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionTally {
+    pub id: u32,
+    pub label: String,
+    /// Imported starting tally plus the votes cast here.
+    pub votes: u64,
 }
 
 /// The latest state of one poll, shared by pages, the API and the writer.
@@ -66,7 +129,7 @@ pub struct PollState {
 }
 
 impl PollState {
-    pub fn new(row: PollRow, article_slug: &str) -> Self {
+    pub fn new(row: StoredPoll, article_slug: &str) -> Self {
         let mut state = Self {
             id: row.id.into(),
             article_id: row.article_id,

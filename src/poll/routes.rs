@@ -13,14 +13,15 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{OptionId, PollResults, PollState};
+use super::{InvalidOption, OptionId, PollResults, PollState};
 use crate::api::{ApiBody, ApiJson, personal};
-use crate::app::AppState;
 use crate::ballot::{Ballot, Receipt};
 use crate::error::{ApiError, ApiResult, AppError, Problem, Result};
 use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
+use crate::number::Sent;
 use crate::openapi::ReadProblems;
 use crate::reader::{self, ClientAddress};
+use crate::state::AppState;
 use crate::store;
 
 /// The form's route, and the API's with their OpenAPI documentation.
@@ -41,12 +42,21 @@ pub struct VoteForm {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"option": 2}))]
 pub struct VoteRequest {
-    #[schema(value_type = u32, minimum = 1, example = 2)]
-    option: OptionId,
+    // Read by `OptionId::parse`, as the form's field is.
+    #[serde(default)]
+    #[schema(value_type = u32, required = true, minimum = 1, example = 2)]
+    option: Sent,
 }
 
 impl ApiBody for VoteRequest {
     const SHAPE: &'static str = r#"a JSON object like {"option": 2}, where option is the number of one of the poll's options"#;
+}
+
+/// The problem with an option a reader sent, through the form or the API.
+impl From<InvalidOption> for AppError {
+    fn from(invalid: InvalidOption) -> Self {
+        AppError::invalid_body(invalid.to_string())
+    }
 }
 
 fn find_poll(state: &AppState, id: &str) -> Result<Arc<PollState>> {
@@ -157,22 +167,8 @@ async fn vote_form(
     let poll = find_poll(&state, &poll)?;
     let back = format!("/articles/{}#poll", poll.article_slug);
     let axum::Form(form) = form.map_err(|e| AppError::from(e).with_back(back.clone()))?;
-    let option = form
-        .option
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            AppError::unprocessable("no-option", "Choose an option before voting.")
-                .with_back(back.clone())
-        })?
-        .parse::<i64>()
-        .ok()
-        .and_then(|n| OptionId::try_from(n).ok())
-        .ok_or_else(|| {
-            AppError::unprocessable("no-such-option", "That is not an option of this poll.")
-                .with_back(back.clone())
-        })?;
+    let option = OptionId::parse(Sent::from_form(form.option.as_deref()))
+        .map_err(|e| AppError::from(e).with_back(back.clone()))?;
     let jar = match cast_vote(&state, &poll, option, jar, address, None)
         .await
         .map_err(|e| e.with_back(back.clone()))?
@@ -304,12 +300,13 @@ async fn vote_api(
     // An unknown poll is a 404, whatever the body.
     let poll = find_poll(&state, &poll).map_err(ApiError)?;
     let ApiJson(request) = body?;
+    let option = OptionId::parse(request.option)?;
     let key = IdempotencyKey::from_headers(&headers)?;
-    let cast = cast_vote(&state, &poll, request.option, jar, address, key.as_ref()).await?;
+    let cast = cast_vote(&state, &poll, option, jar, address, key.as_ref()).await?;
     let (status, body, jar, replayed) = match cast {
         Cast::Counted { jar, tallies } => (
             StatusCode::CREATED,
-            vote_body(&poll, request.option, &tallies),
+            vote_body(&poll, option, &tallies),
             jar,
             false,
         ),

@@ -7,41 +7,46 @@ use utoipa::ToSchema;
 
 pub use routes::routes;
 
-use crate::number::WholeNumber;
+use crate::number::Sent;
 
 /// A rating a reader gives: a whole number of stars from 1 to 5.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "WholeNumber", into = "u8")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stars(u8);
+
+/// Why what a reader sent is no rating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidStars {
+    #[error("Choose from one to five stars.")]
+    Missing,
+    #[error("A rating is a whole number of stars from 1 to 5.")]
+    Malformed,
+}
 
 impl Stars {
     pub const ALL: [u8; 5] = [1, 2, 3, 4, 5];
+
+    /// The one parser of what a reader sends as stars, in the rating form
+    /// and in the API's body alike.
+    pub fn parse(sent: Sent) -> Result<Self, InvalidStars> {
+        match sent {
+            Sent::Nothing => Err(InvalidStars::Missing),
+            Sent::NotWhole => Err(InvalidStars::Malformed),
+            Sent::Whole(n) => Self::try_from(n),
+        }
+    }
 
     pub fn get(self) -> u8 {
         self.0
     }
 }
 
-impl TryFrom<WholeNumber> for Stars {
-    type Error = String;
-    fn try_from(n: WholeNumber) -> Result<Self, String> {
-        Self::try_from(n.0)
-    }
-}
-
 impl TryFrom<i64> for Stars {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
+    type Error = InvalidStars;
+    fn try_from(n: i64) -> Result<Self, InvalidStars> {
         match n {
             1..=5 => Ok(Self(n as u8)),
-            _ => Err(format!("stars must be a whole number from 1 to 5, got {n}")),
+            _ => Err(InvalidStars::Malformed),
         }
-    }
-}
-
-impl From<Stars> for u8 {
-    fn from(stars: Stars) -> u8 {
-        stars.0
     }
 }
 
@@ -147,5 +152,13 @@ mod tests {
         assert!(Stars::try_from(0).is_err());
         assert!(Stars::try_from(6).is_err());
         assert_eq!(Stars::try_from(4).map(Stars::get), Ok(4));
+    }
+
+    #[test]
+    fn missing_stars_are_told_apart_from_wrong_ones() {
+        assert_eq!(Stars::parse(Sent::Nothing), Err(InvalidStars::Missing));
+        assert_eq!(Stars::parse(Sent::NotWhole), Err(InvalidStars::Malformed));
+        assert_eq!(Stars::parse(Sent::Whole(0)), Err(InvalidStars::Malformed));
+        assert_eq!(Stars::parse(Sent::Whole(5)).map(Stars::get), Ok(5));
     }
 }

@@ -14,15 +14,16 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{RatingState, RatingSummary, Stars};
+use super::{InvalidStars, RatingState, RatingSummary, Stars};
 use crate::api::{ApiBody, ApiJson, personal};
-use crate::app::AppState;
 use crate::article::Article;
 use crate::ballot::{Ballot, Receipt};
 use crate::error::{ApiError, ApiResult, AppError, Problem, Result};
 use crate::idempotency::{self, Answer, IdempotencyKey, Keyed};
+use crate::number::Sent;
 use crate::openapi::ReadProblems;
 use crate::reader::{self, ClientAddress};
+use crate::state::AppState;
 use crate::store;
 
 /// The form's route, and the API's with their OpenAPI documentation.
@@ -42,13 +43,22 @@ pub struct RatingForm {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"stars": 4}))]
 pub struct RatingRequest {
-    #[schema(value_type = u8, minimum = 1, maximum = 5, example = 4)]
-    stars: Stars,
+    // Read by `Stars::parse`, as the form's field is.
+    #[serde(default)]
+    #[schema(value_type = u8, required = true, minimum = 1, maximum = 5, example = 4)]
+    stars: Sent,
 }
 
 impl ApiBody for RatingRequest {
     const SHAPE: &'static str =
         r#"a JSON object like {"stars": 4}, with a whole number of stars from 1 to 5"#;
+}
+
+/// The problem with stars a reader sent, through the form or the API.
+impl From<InvalidStars> for AppError {
+    fn from(invalid: InvalidStars) -> Self {
+        AppError::invalid_body(invalid.to_string())
+    }
 }
 
 fn find_article(state: &AppState, slug: &str) -> Result<Arc<Article>> {
@@ -145,25 +155,8 @@ async fn rate_form(
     let article = find_article(&state, &slug)?;
     let back = format!("{}#rating", article.path());
     let axum::Form(form) = form.map_err(|e| AppError::from(e).with_back(back.clone()))?;
-    let stars = form
-        .stars
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            AppError::unprocessable("no-stars", "Choose from one to five stars.")
-                .with_back(back.clone())
-        })?
-        .parse::<i64>()
-        .ok()
-        .and_then(|n| Stars::try_from(n).ok())
-        .ok_or_else(|| {
-            AppError::unprocessable(
-                "invalid-stars",
-                "A rating is a whole number of stars from 1 to 5.",
-            )
-            .with_back(back.clone())
-        })?;
+    let stars = Stars::parse(Sent::from_form(form.stars.as_deref()))
+        .map_err(|e| AppError::from(e).with_back(back.clone()))?;
     let jar = match rate(&state, &article, stars, jar, address, None)
         .await
         .map_err(|e| e.with_back(back.clone()))?
@@ -293,12 +286,13 @@ async fn rate_api(
     // An unknown article is a 404, whatever the body.
     let article = find_article(&state, &slug)?;
     let ApiJson(request) = body?;
+    let stars = Stars::parse(request.stars)?;
     let key = IdempotencyKey::from_headers(&headers)?;
-    let rated = rate(&state, &article, request.stars, jar, address, key.as_ref()).await?;
+    let rated = rate(&state, &article, stars, jar, address, key.as_ref()).await?;
     let (status, body, jar, replayed) = match rated {
         Rated::Now { jar, counts } => (
             StatusCode::OK,
-            rating_body(&article.slug, request.stars, counts),
+            rating_body(&article.slug, stars, counts),
             jar,
             false,
         ),

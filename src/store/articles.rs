@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Conn, Db, on_engine};
-use crate::content::{ArticleDoc, Author, FooterLink, Image, Site};
+use crate::article::{ArticleText, Author, FooterLink, Image, Site};
 use crate::i18n::Lang;
 
 pub async fn save_site(conn: Conn<'_>, site: &Site) -> sqlx::Result<()> {
@@ -34,9 +34,15 @@ pub async fn load_site(db: &Db) -> sqlx::Result<Option<Site>> {
     }))
 }
 
-/// Inserts or updates an article by slug; returns its id.
-pub async fn upsert_article(conn: Conn<'_>, doc: &ArticleDoc, now: &str) -> sqlx::Result<i64> {
-    let image = doc.image.as_ref();
+/// Inserts or updates an article by slug, noting the file it came from;
+/// returns its id.
+pub async fn upsert_article(
+    conn: Conn<'_>,
+    article: &ArticleText,
+    source_path: &str,
+    now: &str,
+) -> sqlx::Result<i64> {
+    let image = article.image.as_ref();
     on_engine!(conn, |c, _engine| sqlx::query_scalar(
         r"insert into articles
               (slug, lang, title, translation, author_name, author_bio, published_at,
@@ -51,39 +57,26 @@ pub async fn upsert_article(conn: Conn<'_>, doc: &ArticleDoc, now: &str) -> sqlx
               imported_at = excluded.imported_at
           returning id",
     )
-    .bind(&doc.slug)
-    .bind(doc.lang.code())
-    .bind(&doc.title)
-    .bind(&doc.translation)
-    .bind(&doc.author.name)
-    .bind(&doc.author.bio)
-    .bind(&doc.published)
+    .bind(&article.slug)
+    .bind(article.lang.code())
+    .bind(&article.title)
+    .bind(&article.translation)
+    .bind(&article.author.name)
+    .bind(&article.author.bio)
+    .bind(&article.published)
     .bind(image.and_then(|i| i.src.as_deref()))
     .bind(image.and_then(|i| i.alt.as_deref()))
     .bind(image.map(|i| i.credit.as_str()))
-    .bind(&doc.body_markdown)
-    .bind(&doc.source_path)
+    .bind(&article.body_markdown)
+    .bind(source_path)
     .bind(now)
     .fetch_one(c)
     .await)
 }
 
-/// An article as stored.
-#[derive(Clone, Debug)]
-pub struct ArticleRow {
-    pub id: i64,
-    pub slug: String,
-    pub lang: Lang,
-    pub title: String,
-    pub translation: Option<String>,
-    pub author: Author,
-    pub published: Option<String>,
-    pub image: Option<Image>,
-    pub body_markdown: String,
-}
-
-/// Every article, newest first (by publication date, then by import order).
-pub async fn load_articles(db: &Db) -> sqlx::Result<Vec<ArticleRow>> {
+/// Every article with its id, newest first (by publication date, then by
+/// import order).
+pub async fn load_articles(db: &Db) -> sqlx::Result<Vec<(i64, ArticleText)>> {
     let mut pooled = db.acquire().await?;
     on_engine!(pooled.conn(), |c, _engine| {
         let rows = sqlx::query(
@@ -98,8 +91,7 @@ pub async fn load_articles(db: &Db) -> sqlx::Result<Vec<ArticleRow>> {
             .map(|row| {
                 let credit: Option<String> = row.try_get("image_credit")?;
                 let lang: String = row.try_get("lang")?;
-                Ok(ArticleRow {
-                    id: row.try_get("id")?,
+                let text = ArticleText {
                     slug: row.try_get("slug")?,
                     lang: Lang::parse(&lang).unwrap_or_default(),
                     title: row.try_get("title")?,
@@ -118,7 +110,8 @@ pub async fn load_articles(db: &Db) -> sqlx::Result<Vec<ArticleRow>> {
                         None => None,
                     },
                     body_markdown: row.try_get("body_markdown")?,
-                })
+                };
+                Ok((row.try_get("id")?, text))
             })
             .collect()
     })

@@ -34,6 +34,9 @@ use sqlx::{ConnectOptions, Connection};
 pub(crate) use engine::on_engine;
 pub use engine::{Conn, Engine, OwnConn, Pool, PooledConn, Tx};
 
+/// Where the database lives when nothing says otherwise.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tribune.db";
+
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -55,7 +58,7 @@ enum Options {
 /// The engine a database URL names, from its scheme; an error names the
 /// schemes served. Only the scheme is ever shown: the rest may hold a password.
 pub fn engine_of(url: &str) -> anyhow::Result<Engine> {
-    let example = crate::config::DEFAULT_DATABASE_URL;
+    let example = DEFAULT_DATABASE_URL;
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => Ok(Engine::Sqlite),
         Some(scheme)

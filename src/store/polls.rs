@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Conn, Db, on_engine};
-use crate::content::{PollDoc, PollStatus};
+use crate::poll::{OptionTally, PollDefinition, PollStatus, StoredPoll};
 
 /// Why a poll in the content cannot replace the stored one.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum PollSyncError {
 pub async fn sync_poll(
     conn: Conn<'_>,
     article_id: i64,
-    poll: Option<&PollDoc>,
+    poll: Option<&PollDefinition>,
 ) -> Result<(), PollSyncError> {
     on_engine!(conn, |c, engine| {
         // An earlier poll of this article under another id goes, unless people voted in it.
@@ -122,26 +122,8 @@ pub async fn sync_poll(
     })
 }
 
-/// A poll as stored, with its tallies.
-#[derive(Clone, Debug)]
-pub struct PollRow {
-    pub id: String,
-    pub article_id: i64,
-    pub question: String,
-    pub status: PollStatus,
-    pub closes_at: Option<OffsetDateTime>,
-    pub options: Vec<OptionTally>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct OptionTally {
-    pub id: u32,
-    pub label: String,
-    /// Imported starting tally plus the votes cast here.
-    pub votes: u64,
-}
-
-pub async fn load_polls(db: &Db) -> sqlx::Result<Vec<PollRow>> {
+/// Every poll, with its tallies.
+pub async fn load_polls(db: &Db) -> sqlx::Result<Vec<StoredPoll>> {
     let mut pooled = db.acquire().await?;
     on_engine!(pooled.conn(), |c, _engine| {
         let polls = sqlx::query(
@@ -161,7 +143,7 @@ pub async fn load_polls(db: &Db) -> sqlx::Result<Vec<PollRow>> {
             .bind(&id)
             .fetch_all(&mut *c)
             .await?;
-            out.push(PollRow {
+            out.push(StoredPoll {
                 id,
                 article_id: row.try_get("article_id")?,
                 question: row.try_get("question")?,

@@ -22,8 +22,6 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
-
 /// Bucket bounds in seconds, for request and commit latencies.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -78,7 +76,8 @@ pub fn start(shutdown: &CancellationToken) {
     });
 }
 
-pub fn routes() -> Router<AppState> {
+/// `GET /metrics`, whatever the state: it reads only the process's recorder.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/metrics", get(render))
 }
 

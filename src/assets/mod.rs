@@ -1,16 +1,11 @@
 //! The stylesheet and the script, compiled into the binary and served under
 //! URLs that carry a hash of their content, so browsers may keep them a year.
 
+mod routes;
+
 use std::sync::LazyLock;
 
-use axum::Router;
-use axum::extract::Path;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-
-use crate::app::AppState;
-use crate::error::AppError;
+pub use routes::routes;
 
 pub const STYLESHEET: &str = "style.css";
 pub const SCRIPT: &str = "tribune.js";
@@ -28,12 +23,12 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
         (
             STYLESHEET,
             "text/css; charset=utf-8",
-            &include_bytes!("../assets/style.css")[..],
+            &include_bytes!("../../assets/style.css")[..],
         ),
         (
             SCRIPT,
             "text/javascript; charset=utf-8",
-            &include_bytes!("../assets/tribune.js")[..],
+            &include_bytes!("../../assets/tribune.js")[..],
         ),
     ]
     .into_iter()
@@ -57,30 +52,4 @@ pub fn url(name: &str) -> &'static str {
         .iter()
         .find(|a| a.name == name)
         .map_or("/assets/missing", |a| a.url.as_str())
-}
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/assets/{file}", get(serve_asset))
-}
-
-async fn serve_asset(Path(file): Path<String>) -> Result<Response, AppError> {
-    let path = format!("/assets/{file}");
-    let asset = ASSETS
-        .iter()
-        .find(|a| a.url == path)
-        .ok_or_else(|| AppError::not_found("file"))?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(asset.content_type),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            ),
-        ],
-        asset.bytes,
-    )
-        .into_response())
 }
