@@ -52,12 +52,12 @@ const USES_AMONG: &str = r"select u.scope, lower(hex(u.address_hash)), count(*),
      where u.used_at > $2
      group by u.scope, u.address_hash";
 
-const USES_AMONG_POSTGRES: &str = r"select u.scope, encode(u.address_hash, 'hex'), count(*), min(u.used_at)
-      from (select distinct value->>0 as scope, decode(value->>1, 'hex') as address_hash
-              from json_array_elements($1::json)) as b
-      join address_uses u on u.scope = b.scope and u.address_hash = b.address_hash
-     where u.used_at > $2
-     group by u.scope, u.address_hash";
+/// On PostgreSQL a scope at a time (see `store::grouped`), from the same index.
+const USES_AMONG_POSTGRES: &str = r"select $1, encode(b.hash, 'hex'), u.uses, u.oldest
+      from (select distinct hash from unnest($2::bytea[]) as hash) as b
+      cross join lateral (select count(*) as uses, min(used_at) as oldest from address_uses
+                           where scope = $1 and address_hash = b.hash and used_at > $3 offset 0) as u
+     where u.uses > 0";
 
 /// Uses since `since` of each `(scope, address hash in hex)` given that has
 /// any: `(scope, hash in hex, count, oldest)`.
@@ -66,13 +66,32 @@ pub async fn uses_among(
     pairs: &[(&str, &str)],
     since: i64,
 ) -> sqlx::Result<Vec<(String, String, u32, i64)>> {
-    let rows: Vec<(String, String, i64, i64)> = on_engine!(conn, |c, engine| {
-        sqlx::query_as(engine.pick(USES_AMONG, USES_AMONG_POSTGRES))
-            .bind(super::json(pairs)?)
-            .bind(since)
-            .fetch_all(c)
-            .await?
-    });
+    let rows: Vec<(String, String, i64, i64)> = match conn {
+        Conn::Sqlite(c) => {
+            sqlx::query_as(USES_AMONG)
+                .bind(super::json(pairs)?)
+                .bind(since)
+                .fetch_all(c)
+                .await?
+        }
+        Conn::Postgres(c) => {
+            let mut rows = Vec::new();
+            for (scope, hashes) in super::grouped(pairs) {
+                let hashes: Vec<Vec<u8>> = hashes
+                    .iter()
+                    .filter_map(|hash| hex::decode(hash).ok())
+                    .collect();
+                let found: Vec<(String, String, i64, i64)> = sqlx::query_as(USES_AMONG_POSTGRES)
+                    .bind(scope)
+                    .bind(hashes)
+                    .bind(since)
+                    .fetch_all(&mut *c)
+                    .await?;
+                rows.extend(found);
+            }
+            rows
+        }
+    };
     Ok(rows
         .into_iter()
         .map(|(scope, hash, count, oldest)| {

@@ -48,17 +48,30 @@ pub async fn keep(conn: Conn<'_>, answer: &KeptAnswer, created_at: i64) -> sqlx:
 
 /// The answers kept under any of the ids given (in hex).
 pub async fn find_among(conn: Conn<'_>, ids: &[String]) -> sqlx::Result<Vec<KeptAnswer>> {
-    on_engine!(conn, |c, engine| {
-        sqlx::query_as(engine.pick(
-            r"select id, request, status, body, reader from idempotency_keys
-               where id in (select unhex(value) from json_each($1))",
-            r"select id, request, status, body, reader from idempotency_keys
-               where id in (select decode(value, 'hex') from json_array_elements_text($1::json))",
-        ))
-        .bind(super::json(ids)?)
-        .fetch_all(c)
-        .await
-    })
+    match conn {
+        Conn::Sqlite(c) => {
+            sqlx::query_as(
+                r"select id, request, status, body, reader from idempotency_keys
+                   where id in (select unhex(value) from json_each($1))",
+            )
+            .bind(super::json(ids)?)
+            .fetch_all(c)
+            .await
+        }
+        // An index probe per id, however the statement was planned (see
+        // `store::grouped`).
+        Conn::Postgres(c) => {
+            let ids: Vec<Vec<u8>> = ids.iter().filter_map(|id| hex::decode(id).ok()).collect();
+            sqlx::query_as(
+                r"select k.id, k.request, k.status, k.body, k.reader from unnest($1::bytea[]) as b(id)
+                  cross join lateral (select id, request, status, body, reader from idempotency_keys
+                                       where id = b.id offset 0) as k",
+            )
+            .bind(ids)
+            .fetch_all(c)
+            .await
+        }
+    }
 }
 
 /// Keeps the first answers to requests under their keys' ids, in one statement.

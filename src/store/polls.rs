@@ -256,20 +256,35 @@ pub async fn voted_among(
     conn: Conn<'_>,
     pairs: &[(&str, &str)],
 ) -> sqlx::Result<Vec<(String, String)>> {
-    on_engine!(conn, |c, engine| {
-        sqlx::query_as(engine.pick(
-            r"select v.poll_id, v.voter
-                from json_each($1) as b
-                join votes v on v.poll_id = json_extract(b.value, '$[0]')
-                            and v.voter = json_extract(b.value, '$[1]')",
-            r"select v.poll_id, v.voter
-                from json_array_elements($1::json) as b
-                join votes v on v.poll_id = b.value->>0 and v.voter = b.value->>1",
-        ))
-        .bind(super::json(pairs)?)
-        .fetch_all(c)
-        .await
-    })
+    match conn {
+        Conn::Sqlite(c) => {
+            sqlx::query_as(
+                r"select v.poll_id, v.voter
+                    from json_each($1) as b
+                    join votes v on v.poll_id = json_extract(b.value, '$[0]')
+                                and v.voter = json_extract(b.value, '$[1]')",
+            )
+            .bind(super::json(pairs)?)
+            .fetch_all(c)
+            .await
+        }
+        Conn::Postgres(c) => {
+            let mut voted = Vec::new();
+            for (poll, voters) in super::grouped(pairs) {
+                let found: Vec<(String, String)> = sqlx::query_as(
+                    r"select v.poll_id, v.voter from unnest($2::text[]) as b(voter)
+                      cross join lateral (select poll_id, voter from votes
+                                           where poll_id = $1 and voter = b.voter offset 0) as v",
+                )
+                .bind(poll)
+                .bind(voters)
+                .fetch_all(&mut *c)
+                .await?;
+                voted.extend(found);
+            }
+            Ok(voted)
+        }
+    }
 }
 
 /// Records the votes `(poll, option, voter)` in one statement, skipping any
@@ -279,23 +294,40 @@ pub async fn insert_votes(
     votes: &[(&str, u32, &str)],
     cast_at: i64,
 ) -> sqlx::Result<u64> {
-    on_engine!(conn, |c, engine| {
-        let done = sqlx::query(engine.pick(
-            r"insert into votes (poll_id, option_id, voter, cast_at)
-              select json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $1
-                from json_each($2) where true
-              on conflict (poll_id, voter) do nothing",
-            r"insert into votes (poll_id, option_id, voter, cast_at)
-              select value->>0, (value->>1)::bigint, value->>2, $1
-                from json_array_elements($2::json)
-              on conflict (poll_id, voter) do nothing",
-        ))
-        .bind(cast_at)
-        .bind(super::json(votes)?)
-        .execute(c)
-        .await?;
-        Ok(done.rows_affected())
-    })
+    let done = match conn {
+        Conn::Sqlite(c) => {
+            sqlx::query(
+                r"insert into votes (poll_id, option_id, voter, cast_at)
+                  select json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $1
+                    from json_each($2) where true
+                  on conflict (poll_id, voter) do nothing",
+            )
+            .bind(cast_at)
+            .bind(super::json(votes)?)
+            .execute(c)
+            .await?
+            .rows_affected()
+        }
+        Conn::Postgres(c) => {
+            let polls: Vec<&str> = votes.iter().map(|v| v.0).collect();
+            let options: Vec<i64> = votes.iter().map(|v| i64::from(v.1)).collect();
+            let voters: Vec<&str> = votes.iter().map(|v| v.2).collect();
+            sqlx::query(
+                r"insert into votes (poll_id, option_id, voter, cast_at)
+                  select poll_id, option_id, voter, $4
+                    from unnest($1::text[], $2::bigint[], $3::text[]) as b(poll_id, option_id, voter)
+                  on conflict (poll_id, voter) do nothing",
+            )
+            .bind(polls)
+            .bind(options)
+            .bind(voters)
+            .bind(cast_at)
+            .execute(c)
+            .await?
+            .rows_affected()
+        }
+    };
+    Ok(done)
 }
 
 /// Adds `(poll, option, votes)` to the tallies in one statement; returns the

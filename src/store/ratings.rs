@@ -97,20 +97,36 @@ pub async fn stars_among(
     conn: Conn<'_>,
     pairs: &[(i64, &str)],
 ) -> sqlx::Result<Vec<(i64, String, u8)>> {
-    let rows: Vec<(i64, String, i64)> = on_engine!(conn, |c, engine| {
-        sqlx::query_as(engine.pick(
-            r"select r.article_id, r.voter, r.stars
-                from json_each($1) as b
-                join ratings r on r.article_id = json_extract(b.value, '$[0]')
-                              and r.voter = json_extract(b.value, '$[1]')",
-            r"select r.article_id, r.voter, r.stars
-                from json_array_elements($1::json) as b
-                join ratings r on r.article_id = (b.value->>0)::bigint and r.voter = b.value->>1",
-        ))
-        .bind(super::json(pairs)?)
-        .fetch_all(c)
-        .await?
-    });
+    let rows: Vec<(i64, String, i64)> = match conn {
+        Conn::Sqlite(c) => {
+            sqlx::query_as(
+                r"select r.article_id, r.voter, r.stars
+                    from json_each($1) as b
+                    join ratings r on r.article_id = json_extract(b.value, '$[0]')
+                                  and r.voter = json_extract(b.value, '$[1]')",
+            )
+            .bind(super::json(pairs)?)
+            .fetch_all(c)
+            .await?
+        }
+        // A group at a time: see `store::grouped`.
+        Conn::Postgres(c) => {
+            let mut rows = Vec::new();
+            for (article, voters) in super::grouped(pairs) {
+                let found: Vec<(i64, String, i64)> = sqlx::query_as(
+                    r"select r.article_id, r.voter, r.stars from unnest($2::text[]) as b(voter)
+                      cross join lateral (select article_id, voter, stars from ratings
+                                           where article_id = $1 and voter = b.voter offset 0) as r",
+                )
+                .bind(article)
+                .bind(voters)
+                .fetch_all(&mut *c)
+                .await?;
+                rows.extend(found);
+            }
+            rows
+        }
+    };
     Ok(rows
         .into_iter()
         .filter_map(|(article, voter, stars)| Some((article, voter, u8::try_from(stars).ok()?)))
