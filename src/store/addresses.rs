@@ -53,7 +53,7 @@ const USES_AMONG: &str = r"select u.scope, lower(hex(u.address_hash)), count(*),
      group by u.scope, u.address_hash";
 
 /// On PostgreSQL a scope at a time (see `store::grouped`), from the same index.
-const USES_AMONG_POSTGRES: &str = r"select $1, encode(b.hash, 'hex'), u.uses, u.oldest
+pub(super) const USES_AMONG_POSTGRES: &str = r"select $1, encode(b.hash, 'hex'), u.uses, u.oldest
       from (select distinct hash from unnest($2::bytea[]) as hash) as b
       cross join lateral (select count(*) as uses, min(used_at) as oldest from address_uses
                            where scope = $1 and address_hash = b.hash and used_at > $3 offset 0) as u

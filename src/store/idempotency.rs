@@ -46,6 +46,12 @@ pub async fn keep(conn: Conn<'_>, answer: &KeptAnswer, created_at: i64) -> sqlx:
     Ok(())
 }
 
+/// The answers kept under the ids `$1`: see `store::grouped`.
+pub(super) const FIND_AMONG_POSTGRES: &str = r"select k.id, k.request, k.status, k.body, k.reader
+      from unnest($1::bytea[]) as b(id)
+      cross join lateral (select id, request, status, body, reader from idempotency_keys
+                           where id = b.id offset 0) as k";
+
 /// The answers kept under any of the ids given (in hex).
 pub async fn find_among(conn: Conn<'_>, ids: &[String]) -> sqlx::Result<Vec<KeptAnswer>> {
     match conn {
@@ -62,14 +68,10 @@ pub async fn find_among(conn: Conn<'_>, ids: &[String]) -> sqlx::Result<Vec<Kept
         // `store::grouped`).
         Conn::Postgres(c) => {
             let ids: Vec<Vec<u8>> = ids.iter().filter_map(|id| hex::decode(id).ok()).collect();
-            sqlx::query_as(
-                r"select k.id, k.request, k.status, k.body, k.reader from unnest($1::bytea[]) as b(id)
-                  cross join lateral (select id, request, status, body, reader from idempotency_keys
-                                       where id = b.id offset 0) as k",
-            )
-            .bind(ids)
-            .fetch_all(c)
-            .await
+            sqlx::query_as(FIND_AMONG_POSTGRES)
+                .bind(ids)
+                .fetch_all(c)
+                .await
         }
     }
 }

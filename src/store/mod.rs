@@ -464,3 +464,88 @@ fn grouped<K: PartialEq + Copy, V: Clone>(pairs: &[(K, V)]) -> Vec<(K, Vec<V>)> 
 fn json<T: serde::Serialize + ?Sized>(rows: &T) -> sqlx::Result<String> {
     serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+mod tests {
+    use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+    /// The writer's lookups of a batch's readers, prepared on a new, empty
+    /// database (no statistics yet) and planned once for every batch, as
+    /// PostgreSQL may: each must still probe its index per reader, never
+    /// read the table. Needs `TRIBUNE_TEST_POSTGRES` (an admin URL).
+    #[tokio::test]
+    async fn a_batch_lookup_probes_its_index_whatever_plan_is_kept() {
+        let Ok(admin) = std::env::var("TRIBUNE_TEST_POSTGRES") else {
+            eprintln!("**** POSTGRESQL ONLY (query plans): set TRIBUNE_TEST_POSTGRES ****");
+            return;
+        };
+        let name = format!("tribune_t_{}", uuid::Uuid::new_v4().simple());
+        let mut server = PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("create database {name}")))
+            .execute(&mut server)
+            .await
+            .unwrap();
+        let url = match admin.rsplit_once('/') {
+            Some((host, _)) => format!("{host}/{name}"),
+            None => panic!("TRIBUNE_TEST_POSTGRES is a postgres:// URL"),
+        };
+        let db = super::Db::open(&url).await.unwrap();
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        sqlx::query("set plan_cache_mode = force_generic_plan")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for (types, sql, index, args) in [
+            (
+                "text, text[]",
+                super::polls::VOTED_AMONG_POSTGRES,
+                "votes_poll_id_voter_key",
+                "'p', '{a,b}'",
+            ),
+            (
+                "bigint, text[]",
+                super::ratings::STARS_AMONG_POSTGRES,
+                "ratings_pkey",
+                "1, '{a,b}'",
+            ),
+            (
+                "text, bytea[], bigint",
+                super::addresses::USES_AMONG_POSTGRES,
+                "address_uses_by_address",
+                r"'poll:p', '{\\x01}', 0",
+            ),
+            (
+                "bytea[]",
+                super::idempotency::FIND_AMONG_POSTGRES,
+                "idempotency_keys_pkey",
+                r"'{\\x01}'",
+            ),
+        ] {
+            sqlx::query(AssertSqlSafe(format!("prepare lookup ({types}) as {sql}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let plan: Vec<String> =
+                sqlx::query_scalar(AssertSqlSafe(format!("explain execute lookup ({args})")))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains("Nested Loop") && plan.contains(index) && !plan.contains("Seq Scan"),
+                "{sql}\n{plan}"
+            );
+            sqlx::query("deallocate lookup")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+        db.close().await;
+        sqlx::query(AssertSqlSafe(format!("drop database {name}")))
+            .execute(&mut server)
+            .await
+            .unwrap();
+    }
+}

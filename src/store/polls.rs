@@ -251,6 +251,11 @@ pub async fn count_vote(conn: Conn<'_>, poll: &str, option: u32) -> sqlx::Result
     Ok(())
 }
 
+/// Of `$2`'s readers, those who voted in poll `$1`: see `store::grouped`.
+pub(super) const VOTED_AMONG_POSTGRES: &str = r"select v.poll_id, v.voter from unnest($2::text[]) as b(voter)
+      cross join lateral (select poll_id, voter from votes
+                           where poll_id = $1 and voter = b.voter offset 0) as v";
+
 /// Of the `(poll, voter)` pairs given, those that have a vote.
 pub async fn voted_among(
     conn: Conn<'_>,
@@ -271,15 +276,11 @@ pub async fn voted_among(
         Conn::Postgres(c) => {
             let mut voted = Vec::new();
             for (poll, voters) in super::grouped(pairs) {
-                let found: Vec<(String, String)> = sqlx::query_as(
-                    r"select v.poll_id, v.voter from unnest($2::text[]) as b(voter)
-                      cross join lateral (select poll_id, voter from votes
-                                           where poll_id = $1 and voter = b.voter offset 0) as v",
-                )
-                .bind(poll)
-                .bind(voters)
-                .fetch_all(&mut *c)
-                .await?;
+                let found: Vec<(String, String)> = sqlx::query_as(VOTED_AMONG_POSTGRES)
+                    .bind(poll)
+                    .bind(voters)
+                    .fetch_all(&mut *c)
+                    .await?;
                 voted.extend(found);
             }
             Ok(voted)

@@ -92,6 +92,11 @@ pub async fn upsert_rating(
     Ok(())
 }
 
+/// Of `$2`'s readers, the stars of those who rated article `$1`: see `store::grouped`.
+pub(super) const STARS_AMONG_POSTGRES: &str = r"select r.article_id, r.voter, r.stars from unnest($2::text[]) as b(voter)
+      cross join lateral (select article_id, voter, stars from ratings
+                           where article_id = $1 and voter = b.voter offset 0) as r";
+
 /// Of the `(article, voter)` pairs given, the stars of those who rated: `(article, voter, stars)`.
 pub async fn stars_among(
     conn: Conn<'_>,
@@ -113,15 +118,11 @@ pub async fn stars_among(
         Conn::Postgres(c) => {
             let mut rows = Vec::new();
             for (article, voters) in super::grouped(pairs) {
-                let found: Vec<(i64, String, i64)> = sqlx::query_as(
-                    r"select r.article_id, r.voter, r.stars from unnest($2::text[]) as b(voter)
-                      cross join lateral (select article_id, voter, stars from ratings
-                                           where article_id = $1 and voter = b.voter offset 0) as r",
-                )
-                .bind(article)
-                .bind(voters)
-                .fetch_all(&mut *c)
-                .await?;
+                let found: Vec<(i64, String, i64)> = sqlx::query_as(STARS_AMONG_POSTGRES)
+                    .bind(article)
+                    .bind(voters)
+                    .fetch_all(&mut *c)
+                    .await?;
                 rows.extend(found);
             }
             rows
