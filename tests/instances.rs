@@ -44,13 +44,7 @@ impl Instance {
     }
 
     async fn vote(&self, reader: &reqwest::Client, option: u32) -> StatusCode {
-        reader
-            .post(self.url(&format!("/api/v1/polls/{POLL}/votes")))
-            .json(&serde_json::json!({ "option": option }))
-            .send()
-            .await
-            .unwrap()
-            .status()
+        common::vote_at(&self.base, reader, option).await
     }
 
     fn kill(&mut self) {

@@ -185,14 +185,19 @@ impl TestApp {
 
     /// Casts a vote through the API as `client`; returns the status.
     pub async fn vote(&self, client: &reqwest::Client, option: u32) -> reqwest::StatusCode {
-        client
-            .post(self.url(&format!("/api/v1/polls/{POLL}/votes")))
-            .json(&serde_json::json!({ "option": option }))
-            .send()
-            .await
-            .unwrap()
-            .status()
+        vote_at(&self.base, client, option).await
     }
+}
+
+/// A vote for `option` in the seed poll, through the API of the server at `base`.
+pub async fn vote_at(base: &str, client: &reqwest::Client, option: u32) -> reqwest::StatusCode {
+    client
+        .post(format!("{base}/api/v1/polls/{POLL}/votes"))
+        .json(&serde_json::json!({ "option": option }))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// The application's state on a fresh database with the seed content plus

@@ -160,6 +160,18 @@ struct Check {
 }
 
 impl Figures {
+    /// The lone votes' delay until every stream had them, and how many votes.
+    fn lone_all_value(&self) -> String {
+        self.lone_all.map_or("-".into(), |m| {
+            let missed = if self.lone_missed > 0 {
+                format!(", {} deliveries never came", self.lone_missed)
+            } else {
+                String::new()
+            };
+            format!("{}  ({} votes{missed})", m.show(), m.count)
+        })
+    }
+
     fn kib_per_stream(&self) -> Option<f64> {
         if self.instances.len() > 1 {
             // Several servers: what they grew by together, over every stream.
@@ -302,18 +314,7 @@ impl Figures {
             ],
             [
                 "lone vote: until every stream has it".into(),
-                self.lone_all.map_or("-".into(), |m| {
-                    format!(
-                        "{}  ({} votes{})",
-                        m.show(),
-                        m.count,
-                        if self.lone_missed > 0 {
-                            format!(", {} deliveries never came", self.lone_missed)
-                        } else {
-                            String::new()
-                        }
-                    )
-                }),
+                self.lone_all_value(),
                 format!("p99 <= {:.0} ms", self.lone_goal_ms),
                 mark("lone-vote latency").into(),
             ],
@@ -563,18 +564,7 @@ impl Figures {
         }
         rows.push([
             format!("lone vote (to {}): until every stream has it", port(0)),
-            self.lone_all.map_or("-".into(), |m| {
-                format!(
-                    "{}  ({} votes{})",
-                    m.show(),
-                    m.count,
-                    if self.lone_missed > 0 {
-                        format!(", {} deliveries never came", self.lone_missed)
-                    } else {
-                        String::new()
-                    }
-                )
-            }),
+            self.lone_all_value(),
             format!("p99 <= {:.0} ms", self.lone_goal_ms),
             mark("lone-vote latency").into(),
         ]);
