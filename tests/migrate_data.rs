@@ -12,7 +12,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -54,17 +53,10 @@ struct TestPostgres {
 impl TestPostgres {
     /// A fresh, empty database; `None`, said loudly, when no server is configured.
     async fn create(test: &str) -> Option<Self> {
-        let Ok(admin) = std::env::var("TRIBUNE_TEST_POSTGRES") else {
-            // Straight to the process's stderr: the test harness would hide
-            // `eprintln!` of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n**** POSTGRESQL ONLY: set TRIBUNE_TEST_POSTGRES to an admin URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/postgres) to run {test}; \
-                 it passed without running ****\n"
-            );
+        if common::db::postgres_only(test) {
             return None;
-        };
+        }
+        let admin = common::db::postgres_admin_url()?;
         let name = format!("tribune_t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
@@ -72,7 +64,7 @@ impl TestPostgres {
             .await
             .unwrap();
         conn.close().await.unwrap();
-        let url = with_database(&admin, &name);
+        let url = common::db::with_database(&admin, &name);
         Some(Self { admin, name, url })
     }
 
@@ -142,23 +134,6 @@ impl Drop for TestPostgres {
         if dropped.is_err() {
             eprintln!("could not drop the test database {}", self.name);
         }
-    }
-}
-
-/// `url` naming `database` instead of its own.
-fn with_database(url: &str, database: &str) -> String {
-    let (url, query) = match url.split_once('?') {
-        Some((url, query)) => (url, Some(query)),
-        None => (url, None),
-    };
-    let authority = url.find("://").map_or(0, |at| at + 3);
-    let base = match url[authority..].find('/') {
-        Some(slash) => &url[..authority + slash],
-        None => url,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
     }
 }
 

@@ -132,7 +132,7 @@ async fn drop_released(conn: &mut PgConnection) {
 }
 
 /// `admin` with its database (the URL's path) replaced by `name`.
-fn with_database(admin: &str, name: &str) -> String {
+pub fn with_database(admin: &str, name: &str) -> String {
     let (url, query) = match admin.split_once('?') {
         Some((url, query)) => (url, Some(query)),
         None => (admin, None),
