@@ -80,3 +80,52 @@ async fn the_writer_commits_with_synchronous_full() {
     assert_eq!((writer_sync, pool_sync), (2, 2), "2 is FULL");
     assert_eq!(journal, "wal");
 }
+
+/// The same on PostgreSQL: a vote is acknowledged once its commit is on
+/// disk (`synchronous_commit=on`, whatever the server's default), on the
+/// writer's connection and the pool's; the writer waits for another's lock
+/// at most as long as it is told to.
+#[tokio::test]
+async fn the_writer_commits_with_synchronous_commit_on() {
+    if common::db::postgres_only("checks PostgreSQL's synchronous_commit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path(), "t.db").await;
+    // A server whose default would acknowledge before the disk has it.
+    let mut admin = common::TestDb::connect(&url).await;
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    admin
+        .execute(
+            &format!("alter database {database} set synchronous_commit = off"),
+            &[],
+        )
+        .await;
+    admin.close().await;
+    let db = tribune::store::Db::open(&url).await.unwrap();
+    let tribune::store::OwnConn::Postgres(mut writer) = db
+        .writer_connection(Duration::from_millis(1500))
+        .await
+        .unwrap()
+    else {
+        panic!("a postgres:// URL opens PostgreSQL");
+    };
+    let (commit, lock_timeout): (String, String) = sqlx::query_as(
+        "select current_setting('synchronous_commit'), current_setting('lock_timeout')",
+    )
+    .fetch_one(&mut writer)
+    .await
+    .unwrap();
+    assert_eq!((commit.as_str(), lock_timeout.as_str()), ("on", "1500ms"));
+    let mut pooled = db.acquire().await.unwrap();
+    let tribune::store::Conn::Postgres(pool_conn) = pooled.conn() else {
+        panic!("the pool is PostgreSQL's");
+    };
+    let commit: String = sqlx::query_scalar("select current_setting('synchronous_commit')")
+        .fetch_one(pool_conn)
+        .await
+        .unwrap();
+    assert_eq!(commit, "on");
+    drop(pooled);
+    db.close().await;
+}
