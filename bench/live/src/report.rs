@@ -159,7 +159,82 @@ struct Check {
     ok: bool,
 }
 
+/// `ok` when the check `name` passed, `FAIL` otherwise.
+fn mark_of(checks: &[Check], name: &str) -> &'static str {
+    if checks.iter().any(|c| c.name == name && c.ok) {
+        "ok"
+    } else {
+        "FAIL"
+    }
+}
+
+/// Prints the verdict; gives the checks that failed.
+fn print_verdict(checks: &[Check]) -> Vec<&'static str> {
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    if failed.is_empty() {
+        println!("verdict: PASS");
+    } else {
+        println!("verdict: FAIL ({})", failed.join(", "));
+    }
+    failed
+}
+
+/// One figure of a measure, for the `result` line; `NA` when there is none.
+fn ms(m: Option<Ms>, f: fn(&Ms) -> f64) -> String {
+    m.map_or("NA".into(), |m| format!("{:.1}", f(&m)))
+}
+
 impl Figures {
+    /// The row of the lone votes' and the page's answers.
+    fn answered_row(&self, checks: &[Check]) -> [String; 4] {
+        let others = if self.lone_refused.is_empty() {
+            String::new()
+        } else {
+            format!(" (others: {:?}, 0 = no answer)", self.lone_refused)
+        };
+        [
+            "votes and a page, streams open".into(),
+            format!(
+                "{}/{} lone votes 201{others}; GET {} {}",
+                self.lone_acked,
+                self.lone_votes,
+                self.page,
+                self.page_status
+                    .map_or("no answer".into(), |s| s.to_string())
+            ),
+            "all answered".into(),
+            mark_of(checks, "votes and page answered").into(),
+        ]
+    }
+
+    /// The row of the streams that ended before the run did.
+    fn dropped_row(&self, checks: &[Check]) -> [String; 4] {
+        let malformed = if self.bad_bodies > 0 {
+            format!(" ({} with a malformed body)", self.bad_bodies)
+        } else {
+            String::new()
+        };
+        [
+            "streams dropped before the end".into(),
+            format!("{}{malformed}", self.dropped),
+            "0".into(),
+            mark_of(checks, "no stream dropped").into(),
+        ]
+    }
+
+    /// What the reader of the table should know about how it was read.
+    fn print_reading_notes(&self) {
+        if self.reads_without_stamp > 0 {
+            println!(
+                "{} reads came without a kernel timestamp and were dated when read",
+                self.reads_without_stamp
+            );
+        }
+        if let Some(why) = &self.first_failure {
+            println!("first stream that failed to open: {why}");
+        }
+    }
+
     /// The lone votes' delay until every stream had them, and how many votes.
     fn lone_all_value(&self) -> String {
         self.lone_all.map_or("-".into(), |m| {
@@ -260,22 +335,11 @@ impl Figures {
             return;
         }
         let checks = self.checks();
-        let mark = |name: &str| {
-            if checks.iter().any(|c| c.name == name && c.ok) {
-                "ok"
-            } else {
-                "FAIL"
-            }
-        };
+        let mark = |name: &str| mark_of(&checks, name);
         let mib = |kib: u64| kib as f64 / 1024.0;
         let votes_ratio = Self::ratio(&self.votes_base, &self.votes_live);
         let healthz_ratio = Self::ratio(&self.healthz_base, &self.healthz_live);
         let kib = self.kib_per_stream();
-        let lone_answered = if self.lone_refused.is_empty() {
-            String::new()
-        } else {
-            format!(" (others: {:?}, 0 = no answer)", self.lone_refused)
-        };
         let rows: Vec<[String; 4]> = vec![
             [
                 "streams open / refused (503) / failed".into(),
@@ -367,33 +431,8 @@ impl Figures {
                 String::new(),
                 String::new(),
             ],
-            [
-                "votes and a page, streams open".into(),
-                format!(
-                    "{}/{} lone votes 201{lone_answered}; GET {} {}",
-                    self.lone_acked,
-                    self.lone_votes,
-                    self.page,
-                    self.page_status
-                        .map_or("no answer".into(), |s| s.to_string())
-                ),
-                "all answered".into(),
-                mark("votes and page answered").into(),
-            ],
-            [
-                "streams dropped before the end".into(),
-                format!(
-                    "{}{}",
-                    self.dropped,
-                    if self.bad_bodies > 0 {
-                        format!(" ({} with a malformed body)", self.bad_bodies)
-                    } else {
-                        String::new()
-                    }
-                ),
-                "0".into(),
-                mark("no stream dropped").into(),
-            ],
+            self.answered_row(&checks),
+            self.dropped_row(&checks),
             [
                 "tool's read lag: lone votes / flood".into(),
                 format!(
@@ -434,29 +473,14 @@ impl Figures {
             "wrk healthz, no streams: {}; streams open: {}",
             self.healthz_base.notes, self.healthz_live.notes
         );
-        if self.reads_without_stamp > 0 {
-            println!(
-                "{} reads came without a kernel timestamp and were dated when read",
-                self.reads_without_stamp
-            );
-        }
-        if let Some(why) = &self.first_failure {
-            println!("first stream that failed to open: {why}");
-        }
+        self.print_reading_notes();
         println!(
             "reads of the poll during the flood: {} ok, {} failed, slowest {:.0} ms",
             self.samples,
             self.read_failures,
             self.slowest_read.as_secs_f64() * 1000.0
         );
-        let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-        if failed.is_empty() {
-            println!("verdict: PASS");
-        } else {
-            println!("verdict: FAIL ({})", failed.join(", "));
-        }
-        let ms =
-            |m: Option<Ms>, f: fn(&Ms) -> f64| m.map_or("NA".into(), |m| format!("{:.1}", f(&m)));
+        let failed = print_verdict(&checks);
         println!(
             "result streams={} open={} refused={} failed={} dropped={} rss_kib_per_stream={} \
              lone_all_p50_ms={} lone_all_p99_ms={} lone_all_max_ms={} lone_each_p50_ms={} lone_each_p99_ms={} lone_each_max_ms={} lone_missed={} \
@@ -496,20 +520,9 @@ impl Figures {
     /// the lone votes; no load runs, so no votes/s, healthz or staleness.
     fn print_lone(&self) {
         let checks = self.checks();
-        let mark = |name: &str| {
-            if checks.iter().any(|c| c.name == name && c.ok) {
-                "ok"
-            } else {
-                "FAIL"
-            }
-        };
+        let mark = |name: &str| mark_of(&checks, name);
         let mib = |kib: u64| kib as f64 / 1024.0;
         let port = |k: usize| self.ports.get(k).map_or("?".into(), |p| format!(":{p}"));
-        let lone_answered = if self.lone_refused.is_empty() {
-            String::new()
-        } else {
-            format!(" (others: {:?}, 0 = no answer)", self.lone_refused)
-        };
         let mut rows: Vec<[String; 4]> = vec![
             [
                 "streams open / refused (503) / failed".into(),
@@ -586,33 +599,8 @@ impl Figures {
             String::new(),
             String::new(),
         ]);
-        rows.push([
-            "votes and a page, streams open".into(),
-            format!(
-                "{}/{} lone votes 201{lone_answered}; GET {} {}",
-                self.lone_acked,
-                self.lone_votes,
-                self.page,
-                self.page_status
-                    .map_or("no answer".into(), |s| s.to_string())
-            ),
-            "all answered".into(),
-            mark("votes and page answered").into(),
-        ]);
-        rows.push([
-            "streams dropped before the end".into(),
-            format!(
-                "{}{}",
-                self.dropped,
-                if self.bad_bodies > 0 {
-                    format!(" ({} with a malformed body)", self.bad_bodies)
-                } else {
-                    String::new()
-                }
-            ),
-            "0".into(),
-            mark("no stream dropped").into(),
-        ]);
+        rows.push(self.answered_row(&checks));
+        rows.push(self.dropped_row(&checks));
         rows.push([
             "tool's read lag: lone votes".into(),
             format!(
@@ -647,23 +635,8 @@ impl Figures {
             self.files
         );
         print_table(&rows);
-        if self.reads_without_stamp > 0 {
-            println!(
-                "{} reads came without a kernel timestamp and were dated when read",
-                self.reads_without_stamp
-            );
-        }
-        if let Some(why) = &self.first_failure {
-            println!("first stream that failed to open: {why}");
-        }
-        let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-        if failed.is_empty() {
-            println!("verdict: PASS");
-        } else {
-            println!("verdict: FAIL ({})", failed.join(", "));
-        }
-        let ms =
-            |m: Option<Ms>, f: fn(&Ms) -> f64| m.map_or("NA".into(), |m| format!("{:.1}", f(&m)));
+        self.print_reading_notes();
+        let failed = print_verdict(&checks);
         let per_port: String = self
             .lone_groups
             .iter()
