@@ -207,6 +207,19 @@ impl Figures {
         ]
     }
 
+    /// The row of the streams that had their first event.
+    fn first_event_row(&self) -> [String; 4] {
+        [
+            "first event (the current poll)".into(),
+            format!(
+                "{} of {} open streams, by {:.1} s",
+                self.with_first_event, self.opened, self.first_event_seconds
+            ),
+            String::new(),
+            String::new(),
+        ]
+    }
+
     /// The row of the streams that ended before the run did.
     fn dropped_row(&self, checks: &[Check]) -> [String; 4] {
         let malformed = if self.bad_bodies > 0 {
@@ -350,15 +363,7 @@ impl Figures {
                 String::new(),
                 String::new(),
             ],
-            [
-                "first event (the current poll)".into(),
-                format!(
-                    "{} of {} open streams, by {:.1} s",
-                    self.with_first_event, self.opened, self.first_event_seconds
-                ),
-                String::new(),
-                String::new(),
-            ],
+            self.first_event_row(),
             [
                 "server RSS before / with streams / at end".into(),
                 format!(
@@ -544,15 +549,7 @@ impl Figures {
                 String::new(),
                 String::new(),
             ],
-            [
-                "first event (the current poll)".into(),
-                format!(
-                    "{} of {} open streams, by {:.1} s",
-                    self.with_first_event, self.opened, self.first_event_seconds
-                ),
-                String::new(),
-                String::new(),
-            ],
+            self.first_event_row(),
         ];
         for (k, instance) in self.instances.iter().enumerate() {
             let open = self.opened_by_group.get(k).copied().unwrap_or(0);
