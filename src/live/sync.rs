@@ -42,6 +42,14 @@ impl Changed {
         polls.chain(ratings).collect::<Vec<_>>().join("\n")
     }
 
+    /// Every poll and rating the hub serves.
+    fn everything(live: &Live) -> Self {
+        Self {
+            polls: live.poll_ids().map(str::to_owned).collect(),
+            articles: live.article_ids().collect(),
+        }
+    }
+
     /// Reads a payload; lines it does not know are skipped.
     pub fn parse(payload: &str) -> Self {
         let mut changed = Self::default();
@@ -102,16 +110,6 @@ async fn listen(db: &Db, live: &Live) -> anyhow::Result<()> {
                 tracing::warn!("the change notifications were cut off; reading every tally again");
                 refresh(db, live, &Changed::everything(live)).await?;
             }
-        }
-    }
-}
-
-impl Changed {
-    /// Every poll and rating the hub serves.
-    fn everything(live: &Live) -> Self {
-        Self {
-            polls: live.poll_ids().map(str::to_owned).collect(),
-            articles: live.article_ids().collect(),
         }
     }
 }

@@ -22,13 +22,6 @@ impl Engine {
             Self::Postgres => postgres,
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "SQLite",
-            Self::Postgres => "PostgreSQL",
-        }
-    }
 }
 
 /// One connection of either engine, borrowed for a statement or a few.
@@ -44,13 +37,6 @@ impl Conn<'_> {
         match self {
             Self::Sqlite(c) => Conn::Sqlite(c),
             Self::Postgres(c) => Conn::Postgres(c),
-        }
-    }
-
-    pub fn engine(&self) -> Engine {
-        match self {
-            Self::Sqlite(_) => Engine::Sqlite,
-            Self::Postgres(_) => Engine::Postgres,
         }
     }
 }
