@@ -12,7 +12,11 @@
 #      200s and 503s (past the server's cap a 503 is expected);
 #   3. takes the server's memory per open stream from its VmRSS;
 #   4. sends LONE_VOTES votes one at a time, each from a new reader, and
-#      times how long each takes to show on every open stream;
+#      times how long each takes to show on every open stream; then again
+#      with every stream left unread until HOLD_READS_MS after each vote, so
+#      that the tool takes no CPU from the server while it fans a vote out
+#      (readers are on other machines; the kernel's receive timestamps still
+#      date each delivery): the lone-vote goal is held to these;
 #   5. runs the same two wrk loads with the streams open and, during the
 #      vote flood, reads the poll's true total every 200 ms and times how
 #      long each stream takes to catch up with it (staleness).
@@ -25,7 +29,8 @@
 # CPU time next to the server's and wrk's.
 #
 # Env: STREAMS ("1000 10000 19000"), PHASE_SECONDS (8), DRAIN_SECONDS (2),
-#      LONE_VOTES (30), LONE_GAP_MS (1500), PER_SOURCE (2000),
+#      LONE_VOTES (30), LONE_GAP_MS (1500), HOLD_READS_MS (1000; 0: only read
+#      at once, and the goal is held to those), PER_SOURCE (2000),
 #      TRIBUNE_FLAGS (extra server flags; default "--max-streams-per-address 0",
 #      set it empty for a server without that flag),
 #      CPUS_SERVER / CPUS_TOOL (taskset lists; default: unpinned),
@@ -41,6 +46,7 @@ PHASE_SECONDS=${PHASE_SECONDS:-8}
 DRAIN_SECONDS=${DRAIN_SECONDS:-2}
 LONE_VOTES=${LONE_VOTES:-30}
 LONE_GAP_MS=${LONE_GAP_MS:-1500}
+HOLD_READS_MS=${HOLD_READS_MS:-1000}
 PER_SOURCE=${PER_SOURCE:-2000}
 CPUS_SERVER=${CPUS_SERVER:-}
 CPUS_TOOL=${CPUS_TOOL:-}
@@ -60,7 +66,7 @@ BIN=$(tribune_bin)
 PORT=$(free_port)
 
 echo "tribune live streams: GET /api/v1/polls/$POLL/events x STREAMS=\"$STREAMS\", a fresh server and database for each"
-echo "load runs: wrk -t1 -c32, votes ${PHASE_SECONDS}s (+${DRAIN_SECONDS}s drain) and GET /healthz ${PHASE_SECONDS}s, without and with the streams; $LONE_VOTES lone votes ${LONE_GAP_MS} ms apart"
+echo "load runs: wrk -t1 -c32, votes ${PHASE_SECONDS}s (+${DRAIN_SECONDS}s drain) and GET /healthz ${PHASE_SECONDS}s, without and with the streams; $LONE_VOTES lone votes ${LONE_GAP_MS} ms apart, streams read at once, then $HOLD_READS_MS ms later"
 echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); server CPUs ${CPUS_SERVER:-all}, tool and wrk CPUs ${CPUS_TOOL:-all}; open files $(ulimit -n)"
 echo "tribune: $(describe_build); extra flags: ${TRIBUNE_FLAGS:-none}"
 idle_check
@@ -78,7 +84,7 @@ for n in $STREAMS; do
     run_pinned "$CPUS_TOOL" "$LIVE" \
         --port "$PORT" --server-pid "$pid" --streams "$n" --poll "$POLL" --page "$ARTICLE" \
         --seconds "$PHASE_SECONDS" --drain "$DRAIN_SECONDS" \
-        --lone-votes "$LONE_VOTES" --lone-gap-ms "$LONE_GAP_MS" --per-source "$PER_SOURCE" \
+        --lone-votes "$LONE_VOTES" --lone-gap-ms "$LONE_GAP_MS" --hold-reads-ms "$HOLD_READS_MS" --per-source "$PER_SOURCE" \
         --vote-lua "$BENCH_DIR/vote.lua" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
     kill -0 "$pid" 2>/dev/null || echo "   the server is no longer running"
     # The server logs every 503 (a stream over its cap) as an error: count

@@ -300,7 +300,7 @@ impl Board {
     }
 }
 
-fn wall_clock() -> Duration {
+pub fn wall_clock() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

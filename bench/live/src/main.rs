@@ -41,13 +41,13 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::Parser;
 use tokio::task::LocalSet;
 use tokio::time::{MissedTickBehavior, sleep, sleep_until, timeout};
 
 use crate::board::Board;
-use crate::report::{Cpu, Figures, Instance, Ms};
+use crate::report::{Cpu, Figures, Instance, Lone, Ms};
 use crate::streams::Opener;
 use crate::wrk::Wrk;
 
@@ -106,6 +106,13 @@ struct Args {
     /// How long a lone vote waits for every stream to show it.
     #[arg(long, default_value_t = 5000)]
     lone_timeout_ms: u64,
+    /// Also time the lone votes with the streams left unread for this many
+    /// milliseconds after each vote is sent (0: not), so that the tool takes
+    /// no CPU from the server while it fans the vote out, as readers on
+    /// other machines do not; the kernel's receive timestamps still date
+    /// each delivery. The lone-vote goal is then held to these figures.
+    #[arg(long, default_value_t = 0)]
+    hold_reads_ms: u64,
     /// Milliseconds between reads of the poll's true total during the flood.
     #[arg(long, default_value_t = 200)]
     sample_ms: u64,
@@ -310,7 +317,7 @@ async fn run(args: Args) -> Result<Figures> {
     let cpu_before: Vec<u64> = args.server_pid.iter().map(|&p| ticks(p)).collect();
     let tool_before = procfs::cpu_ticks("self").map_or(0, |t| t.0);
     let lone_started = Instant::now();
-    lone_votes(&args, server, &board, &mut figures).await;
+    figures.lone = lone_votes(&args, server, &board, None).await;
     figures.lone_wall = lone_started.elapsed().as_secs_f64();
     figures.lone_tool_cpu = procfs::cpu_ticks("self")
         .map_or(0, |t| t.0)
@@ -320,6 +327,19 @@ async fn run(args: Args) -> Result<Figures> {
         instance.lone_cpu = ticks(instance.pid).saturating_sub(before) as f64 / hz;
     }
     figures.lag_lone = board.borrow().lag_max;
+    if args.hold_reads_ms > 0 {
+        progress(&format!(
+            "{} lone votes again, each stream read {} ms after the vote",
+            args.lone_votes, args.hold_reads_ms
+        ));
+        let hold = Duration::from_millis(args.hold_reads_ms);
+        figures.hold_ms = args.hold_reads_ms;
+        let cpu_before: Vec<u64> = args.server_pid.iter().map(|&p| ticks(p)).collect();
+        figures.lone_held = Some(lone_votes(&args, server, &board, Some(hold)).await);
+        for (instance, before) in figures.instances.iter_mut().zip(cpu_before) {
+            instance.held_cpu = ticks(instance.pid).saturating_sub(before) as f64 / hz;
+        }
+    }
     figures.page_status = timeout(
         Duration::from_secs(5),
         http::one_shot(server, "GET", &args.page, None, || {}),
@@ -385,34 +405,48 @@ fn raise_open_files(streams: usize) -> Result<String> {
 }
 
 /// Votes one at a time and times how long each takes to reach every stream.
+/// With `hold`, the tool's thread reads no stream until `hold` after each
+/// vote was sent (see `vote_holding_reads`).
 async fn lone_votes(
     args: &Args,
     server: SocketAddr,
     board: &Rc<RefCell<Board>>,
-    figures: &mut Figures,
-) {
+    hold: Option<Duration>,
+) -> Lone {
     let path = format!("/api/v1/polls/{}/votes", args.poll);
     let wait = Duration::from_millis(args.lone_timeout_ms);
+    let mut lone = Lone {
+        votes: args.lone_votes,
+        ..Lone::default()
+    };
     let mut everyone = Vec::new();
     let mut by_group: Vec<Vec<u32>> = Vec::new();
     let mut each = Vec::new();
     for k in 0..args.lone_votes {
         let started = Instant::now();
         let json = format!("{{\"option\": {}}}", k % 4 + 1);
-        let sent = Cell::new(0);
-        let reply = timeout(
-            wait,
-            http::one_shot(server, "POST", &path, Some(&json), || {
-                sent.set(board.borrow().now())
-            }),
-        )
-        .await;
+        let (reply, sent) = match hold {
+            Some(hold) => vote_holding_reads(server, &path, &json, wait, hold),
+            None => {
+                let sent = Cell::new(Duration::ZERO);
+                let reply = timeout(
+                    wait,
+                    http::one_shot(server, "POST", &path, Some(&json), || {
+                        sent.set(board::wall_clock())
+                    }),
+                )
+                .await
+                .unwrap_or_else(|_| Err(anyhow!("no answer in {wait:?}")));
+                (reply, sent.get())
+            }
+        };
         match reply {
-            Ok(Ok(http::Reply {
+            Ok(http::Reply {
                 status: 201,
                 total: Some(total),
-            })) => {
-                let index = board.borrow_mut().add_target(sent.get(), total);
+            }) => {
+                let at = board.borrow().since_epoch(sent);
+                let index = board.borrow_mut().add_target(at, total);
                 let deadline = started + wait;
                 while board.borrow().target(index).pending > 0 && Instant::now() < deadline {
                     sleep(Duration::from_millis(2)).await;
@@ -421,7 +455,7 @@ async fn lone_votes(
                 let end = b.now();
                 b.close_targets(end);
                 let target = b.target(index);
-                figures.lone_missed += target.censored;
+                lone.missed += target.censored;
                 if let Some(&slowest) = target.delays.iter().max() {
                     everyone.push(slowest);
                 }
@@ -430,18 +464,60 @@ async fn lone_votes(
                     group.extend(*slowest);
                 }
                 each.extend_from_slice(&target.delays);
-                figures.lone_acked += 1;
+                lone.acked += 1;
             }
-            Ok(Ok(reply)) => figures.lone_refused.push(reply.status),
-            Ok(Err(_)) | Err(_) => figures.lone_refused.push(0),
+            Ok(reply) => lone.refused.push(reply.status),
+            Err(_) => lone.refused.push(0),
         }
         sleep_until((started + Duration::from_millis(args.lone_gap_ms)).into()).await;
     }
     board.borrow_mut().take_targets();
-    figures.lone_votes = args.lone_votes;
-    figures.lone_all = Ms::of(&mut everyone);
-    figures.lone_groups = by_group.iter_mut().map(|g| Ms::of(g)).collect();
-    figures.lone_each = Ms::of(&mut each);
+    lone.all = Ms::of(&mut everyone);
+    lone.groups = by_group.iter_mut().map(|g| Ms::of(g)).collect();
+    lone.each = Ms::of(&mut each);
+    lone
+}
+
+/// Casts a vote from a thread of its own while this one, the thread that
+/// reads every stream, waits: for the answer, then until `hold` has passed
+/// since the vote was sent. No stream is read meanwhile, so the server fans
+/// the vote out with the machine's cores to itself, and the kernel's receive
+/// timestamps say when each stream had it. Gives the answer and the wall
+/// clock when the vote was sent.
+fn vote_holding_reads(
+    server: SocketAddr,
+    path: &str,
+    json: &str,
+    wait: Duration,
+    hold: Duration,
+) -> (Result<http::Reply>, Duration) {
+    std::thread::scope(|scope| {
+        let voter = scope.spawn(|| {
+            let sent = Cell::new((Duration::ZERO, Instant::now()));
+            let reply = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        timeout(
+                            wait,
+                            http::one_shot(server, "POST", path, Some(json), || {
+                                sent.set((board::wall_clock(), Instant::now()))
+                            }),
+                        )
+                        .await
+                        .unwrap_or_else(|_| Err(anyhow!("no answer in {wait:?}")))
+                    })
+                });
+            let (wall, at) = sent.get();
+            std::thread::sleep(hold.saturating_sub(at.elapsed()));
+            (reply, wall)
+        });
+        voter
+            .join()
+            .unwrap_or_else(|_| (Err(anyhow!("the voting thread panicked")), Duration::ZERO))
+    })
 }
 
 struct Sampled {
