@@ -20,6 +20,10 @@
 #   5. runs the same two wrk loads with the streams open and, during the
 #      vote flood, reads the poll's true total every 200 ms and times how
 #      long each stream takes to catch up with it (staleness).
+# Then, for the same stream count, the tool times the lone votes (only) of
+# bench/live's fanout-reference, a bare axum + `watch` fan-out with no
+# database, on the same port and CPUs: what this machine gives a server
+# that does nothing but the fan-out (REFERENCE=0 skips it).
 # Goals, per stream count: lone vote on every stream p99 <= 100 ms;
 # votes/s and healthz req/s with the streams open >= 0.80x without;
 # staleness p99 <= 1 s; server memory <= 24 KiB per open stream.
@@ -34,7 +38,7 @@
 #      TRIBUNE_FLAGS (extra server flags; default "--max-streams-per-address 0",
 #      set it empty for a server without that flag),
 #      CPUS_SERVER / CPUS_TOOL (taskset lists; default: unpinned),
-#      TRIBUNE_BIN / NO_BUILD=1 (see lib.sh).
+#      REFERENCE (1), TRIBUNE_BIN / NO_BUILD=1 (see lib.sh).
 # Exit status: 0 when every stream count meets every goal, 1 when one does
 # not, 2 on a setup error.
 
@@ -47,6 +51,7 @@ DRAIN_SECONDS=${DRAIN_SECONDS:-2}
 LONE_VOTES=${LONE_VOTES:-30}
 LONE_GAP_MS=${LONE_GAP_MS:-1500}
 HOLD_READS_MS=${HOLD_READS_MS:-1000}
+REFERENCE=${REFERENCE:-1}
 PER_SOURCE=${PER_SOURCE:-2000}
 CPUS_SERVER=${CPUS_SERVER:-}
 CPUS_TOOL=${CPUS_TOOL:-}
@@ -61,6 +66,7 @@ echo "building bench/live (tribune-live)..." >&2
 CARGO_TARGET_DIR="$BENCH_DIR/live/target" cargo build --release --quiet \
     --manifest-path "$BENCH_DIR/live/Cargo.toml" >&2 || die "cargo build of bench/live failed"
 LIVE="$BENCH_DIR/live/target/release/tribune-live"
+REF="$BENCH_DIR/live/target/release/fanout-reference"
 
 BIN=$(tribune_bin)
 PORT=$(free_port)
@@ -71,6 +77,38 @@ echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 
 echo "tribune: $(describe_build); extra flags: ${TRIBUNE_FLAGS:-none}"
 idle_check
 echo
+
+# reference N TRIBUNE_OUT: times the lone votes of fanout-reference with N
+# streams, and sets them beside Tribune's (from TRIBUNE_OUT's result line).
+reference() {
+    local n=$1 tribune_out=$2 ref_out="$TMP/reference-$n.txt" rpid ours theirs
+    echo "-- the reference, a bare axum + watch fan-out: $n streams, lone votes only"
+    # Not through run_pinned: $! must be the reference itself, for its CPU and memory.
+    ${CPUS_SERVER:+taskset -c "$CPUS_SERVER"} "$REF" "$PORT" > "$TMP/reference-$n.log" 2>&1 &
+    rpid=$!
+    PIDS+=("$rpid")
+    wait_ready "http://127.0.0.1:$PORT/api/v1/polls/$POLL" "$rpid" "$TMP/reference-$n.log"
+    # Its verdict is not ours: only setup errors (exit 2) matter here.
+    run_pinned "$CPUS_TOOL" "$LIVE" --lone-only \
+        --port "$PORT" --server-pid "$rpid" --streams "$n" --poll "$POLL" --page / \
+        --lone-votes "$LONE_VOTES" --lone-gap-ms "$LONE_GAP_MS" --hold-reads-ms "$HOLD_READS_MS" \
+        --per-source "$PER_SOURCE" > "$ref_out" 2>&1 || true
+    stop_pid "$rpid"
+    grep -E 'lone vote|CPU ms' "$ref_out" | sed 's/^/   | /'
+    theirs=$(grep '^result ' "$ref_out" | tail -1 || true)
+    [[ -n "$theirs" ]] || { echo "   the reference gave no result:"; tail -5 "$ref_out"; return; }
+    ours=$(grep '^result ' "$tribune_out" | tail -1 || true)
+    local key ratios=""
+    for key in lone_all_p50_ms lone_all_p99_ms held_all_p50_ms held_all_p99_ms; do
+        local a b
+        a=$(grep -o "$key=[0-9.]*" <<< "$ours" | cut -d= -f2)
+        b=$(grep -o "$key=[0-9.]*" <<< "$theirs" | cut -d= -f2)
+        [[ -n "$a" && -n "$b" ]] || continue
+        ratios+=" $key tribune=$a reference=$b ($(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }'))"
+    done
+    echo "   tribune vs the reference:$ratios"
+    RESULTS+=("reference streams=$n$(grep -o ' \(open\|lone_all_p50_ms\|lone_all_p99_ms\|held_all_p50_ms\|held_all_p99_ms\)=[0-9.NA]*' <<< "$theirs" | tr -d '\n')")
+}
 
 STATUS=0
 RESULTS=()
@@ -106,6 +144,9 @@ for n in $STREAMS; do
         *) STATUS=2 ;;
     esac
     RESULTS+=("$(grep '^result ' "$out" | tail -1 || echo "result streams=$n error (exit $rc)")")
+    if [[ "$REFERENCE" != 0 ]]; then
+        reference "$n" "$out"
+    fi
     echo
 done
 
