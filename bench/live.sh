@@ -33,8 +33,8 @@
 # CPU time next to the server's and wrk's.
 #
 # Env: STREAMS ("1000 10000 19000"), PHASE_SECONDS (8), DRAIN_SECONDS (2),
-#      LONE_VOTES (30), LONE_GAP_MS (1500), HOLD_READS_MS (1000; 0: only read
-#      at once, and the goal is held to those), PER_SOURCE (2000),
+#      LONE_VOTES (100), LONE_GAP_MS (1000), HOLD_READS_MS (700, under the
+#      gap; 0: only read at once, and the goal is held to those), PER_SOURCE (2000),
 #      TRIBUNE_FLAGS (extra server flags; default "--max-streams-per-address 0",
 #      set it empty for a server without that flag),
 #      CPUS_SERVER / CPUS_TOOL (taskset lists; default: unpinned),
@@ -48,9 +48,10 @@ need curl wrk awk cargo
 STREAMS=${STREAMS:-1000 10000 19000}
 PHASE_SECONDS=${PHASE_SECONDS:-8}
 DRAIN_SECONDS=${DRAIN_SECONDS:-2}
-LONE_VOTES=${LONE_VOTES:-30}
-LONE_GAP_MS=${LONE_GAP_MS:-1500}
-HOLD_READS_MS=${HOLD_READS_MS:-1000}
+# A p99 needs a hundred samples: of 30, it is the slowest.
+LONE_VOTES=${LONE_VOTES:-100}
+LONE_GAP_MS=${LONE_GAP_MS:-1000}
+HOLD_READS_MS=${HOLD_READS_MS:-700}
 REFERENCE=${REFERENCE:-1}
 PER_SOURCE=${PER_SOURCE:-2000}
 CPUS_SERVER=${CPUS_SERVER:-}

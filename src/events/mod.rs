@@ -30,7 +30,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::stream::StreamExt;
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::WatchStream;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 pub use routes::routes;
 
 use crate::error::AppError;
-use crate::live::Frame;
+use crate::live::{Frame, Subscription};
 use crate::reader::network_of;
 use crate::telemetry::metrics;
 
@@ -149,11 +149,17 @@ pub fn capacity_for_open_files() -> usize {
 fn stream_response(
     streams: &Streams,
     slot: StreamSlot,
-    sources: Vec<watch::Receiver<Arc<Frame>>>,
+    subscriptions: Vec<Subscription>,
 ) -> Response {
+    let mut ready: Vec<Arc<Frame>> = subscriptions.iter().map(|s| s.newest.clone()).collect();
+    ready.sort_by_key(|frame| std::cmp::Reverse(frame.version));
     let feed = LiveFeed {
-        sources: sources.into_iter().map(WatchStream::new).collect(),
-        ready: Vec::with_capacity(2),
+        sources: subscriptions
+            .into_iter()
+            .map(|s| WatchStream::from_changes(s.changes))
+            .collect(),
+        ready,
+        sent_version: 0,
         retry: Some(retry_line()),
         heartbeat: Box::pin(tokio::time::sleep(streams.heartbeat)),
         heartbeat_after: streams.heartbeat,
@@ -190,6 +196,9 @@ struct LiveFeed {
     sources: Vec<WatchStream<Arc<Frame>>>,
     /// Events taken from the sources and not yet written, newest first.
     ready: Vec<Arc<Frame>>,
+    /// The version of the last event written: one not newer is not written
+    /// (a group may bring, after the stream began, the event it began with).
+    sent_version: u64,
     retry: Option<Bytes>,
     /// Fires at most `heartbeat_after` after the last write; re-armed only
     /// when it fires, not at every event, so an event costs no timer work.
@@ -226,9 +235,16 @@ impl Stream for LiveFeed {
         if let Some(retry) = this.retry.take() {
             return Poll::Ready(Some(Ok(retry)));
         }
-        if this.ready.is_empty() {
+        loop {
+            while let Some(frame) = this.ready.pop() {
+                if frame.version > this.sent_version {
+                    this.sent_version = frame.version;
+                    return this.sent(frame.bytes.clone());
+                }
+            }
             // Every source is polled in the same pass, so that two changes
-            // published one after the other go out in version order.
+            // published one after the other go out in version order; again
+            // until none has anything, so that each will wake the stream.
             for source in &mut this.sources {
                 match source.poll_next_unpin(cx) {
                     Poll::Ready(Some(frame)) => this.ready.push(frame),
@@ -237,11 +253,11 @@ impl Stream for LiveFeed {
                     Poll::Pending => {}
                 }
             }
+            if this.ready.is_empty() {
+                break;
+            }
             this.ready
                 .sort_by_key(|frame| std::cmp::Reverse(frame.version));
-        }
-        if let Some(frame) = this.ready.pop() {
-            return this.sent(frame.bytes.clone());
         }
         if this.heartbeat_due(cx) {
             return this.sent(Bytes::from_static(HEARTBEAT));
