@@ -291,10 +291,9 @@ type PacerRun = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// fan-out fills the time that votes and pages leave, and an event to an
 /// idle server goes out as fast as before.
 fn run_pacers(pacers: Vec<PacerRun>) {
-    let all = futures_util::future::join_all(pacers);
     // Handed over once the thread runs, so that they are still here if it
     // cannot be started.
-    let (hand, take) = std::sync::mpsc::sync_channel(1);
+    let (hand, take) = std::sync::mpsc::sync_channel::<Vec<PacerRun>>(1);
     let started = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -302,21 +301,28 @@ fn run_pacers(pacers: Vec<PacerRun>) {
             std::thread::Builder::new()
                 .name("live-pacers".to_owned())
                 .spawn(move || {
-                    if let Ok(all) = take.recv() {
-                        runtime.block_on(all);
-                    }
+                    let Ok(pacers) = take.recv() else { return };
+                    runtime.block_on(async {
+                        // A task each, as on the server's runtime: a pacer
+                        // that fails ends its own topic's streams, not all.
+                        let mut running = tokio::task::JoinSet::new();
+                        for pacer in pacers {
+                            running.spawn(pacer);
+                        }
+                        while running.join_next().await.is_some() {}
+                    });
                 })
         });
     let refused = match started {
-        Ok(_) => hand.send(all).err().map(|back| back.0),
+        Ok(_) => hand.send(pacers).err().map(|back| back.0),
         Err(error) => {
             tracing::warn!(%error, "cannot start the pacers' thread; they share the server's");
-            Some(all)
+            Some(pacers)
         }
     };
     // Never without events: on the server's own runtime, as before.
-    if let Some(all) = refused {
-        tokio::spawn(all);
+    for pacer in refused.into_iter().flatten() {
+        tokio::spawn(pacer);
     }
 }
 
