@@ -314,7 +314,15 @@ async fn run(args: Args) -> Result<Figures> {
     ));
     board.borrow_mut().lag_max = 0;
     let ticks = |p: u32| procfs::cpu_ticks(&p.to_string()).map_or(0, |t| t.0);
-    let cpu_before: Vec<u64> = args.server_pid.iter().map(|&p| ticks(p)).collect();
+    let cpu_now = || -> Vec<u64> { args.server_pid.iter().map(|&p| ticks(p)).collect() };
+    let cpu_since = |before: Vec<u64>| -> Vec<f64> {
+        let now = cpu_now();
+        now.iter()
+            .zip(before)
+            .map(|(&n, b)| n.saturating_sub(b) as f64 / hz)
+            .collect()
+    };
+    let cpu_before = cpu_now();
     let tool_before = procfs::cpu_ticks("self").map_or(0, |t| t.0);
     let lone_started = Instant::now();
     figures.lone = lone_votes(&args, server, &board, None).await;
@@ -323,8 +331,8 @@ async fn run(args: Args) -> Result<Figures> {
         .map_or(0, |t| t.0)
         .saturating_sub(tool_before) as f64
         / hz;
-    for (instance, before) in figures.instances.iter_mut().zip(cpu_before) {
-        instance.lone_cpu = ticks(instance.pid).saturating_sub(before) as f64 / hz;
+    for (instance, cpu) in figures.instances.iter_mut().zip(cpu_since(cpu_before)) {
+        instance.lone_cpu = cpu;
     }
     figures.lag_lone = board.borrow().lag_max;
     if args.hold_reads_ms > 0 {
@@ -334,10 +342,10 @@ async fn run(args: Args) -> Result<Figures> {
         ));
         let hold = Duration::from_millis(args.hold_reads_ms);
         figures.hold_ms = args.hold_reads_ms;
-        let cpu_before: Vec<u64> = args.server_pid.iter().map(|&p| ticks(p)).collect();
+        let cpu_before = cpu_now();
         figures.lone_held = Some(lone_votes(&args, server, &board, Some(hold)).await);
-        for (instance, before) in figures.instances.iter_mut().zip(cpu_before) {
-            instance.held_cpu = ticks(instance.pid).saturating_sub(before) as f64 / hz;
+        for (instance, cpu) in figures.instances.iter_mut().zip(cpu_since(cpu_before)) {
+            instance.held_cpu = cpu;
         }
     }
     figures.page_status = timeout(
@@ -427,18 +435,7 @@ async fn lone_votes(
         let json = format!("{{\"option\": {}}}", k % 4 + 1);
         let (reply, sent) = match hold {
             Some(hold) => vote_holding_reads(server, &path, &json, wait, hold),
-            None => {
-                let sent = Cell::new(Duration::ZERO);
-                let reply = timeout(
-                    wait,
-                    http::one_shot(server, "POST", &path, Some(&json), || {
-                        sent.set(board::wall_clock())
-                    }),
-                )
-                .await
-                .unwrap_or_else(|_| Err(anyhow!("no answer in {wait:?}")));
-                (reply, sent.get())
-            }
+            None => cast_vote(server, &path, &json, wait).await,
         };
         match reply {
             Ok(http::Reply {
@@ -493,31 +490,41 @@ fn vote_holding_reads(
 ) -> (Result<http::Reply>, Duration) {
     std::thread::scope(|scope| {
         let voter = scope.spawn(|| {
-            let sent = Cell::new((Duration::ZERO, Instant::now()));
-            let reply = tokio::runtime::Builder::new_current_thread()
+            let (reply, sent) = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| {
-                    runtime.block_on(async {
-                        timeout(
-                            wait,
-                            http::one_shot(server, "POST", path, Some(json), || {
-                                sent.set((board::wall_clock(), Instant::now()))
-                            }),
-                        )
-                        .await
-                        .unwrap_or_else(|_| Err(anyhow!("no answer in {wait:?}")))
-                    })
-                });
-            let (wall, at) = sent.get();
-            std::thread::sleep(hold.saturating_sub(at.elapsed()));
-            (reply, wall)
+            {
+                Ok(runtime) => runtime.block_on(cast_vote(server, path, json, wait)),
+                Err(e) => return (Err(e.into()), Duration::ZERO),
+            };
+            let since = board::wall_clock().saturating_sub(sent);
+            std::thread::sleep(hold.saturating_sub(since));
+            (reply, sent)
         });
         voter
             .join()
             .unwrap_or_else(|_| (Err(anyhow!("the voting thread panicked")), Duration::ZERO))
     })
+}
+
+/// Casts one vote on a new connection; gives the answer and the wall clock
+/// just before the request was written.
+async fn cast_vote(
+    server: SocketAddr,
+    path: &str,
+    json: &str,
+    wait: Duration,
+) -> (Result<http::Reply>, Duration) {
+    let sent = Cell::new(Duration::ZERO);
+    let reply = timeout(
+        wait,
+        http::one_shot(server, "POST", path, Some(json), || {
+            sent.set(board::wall_clock())
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow!("no answer in {wait:?}")));
+    (reply, sent.get())
 }
 
 struct Sampled {
