@@ -81,9 +81,6 @@ struct Topic<T> {
     /// Subscribers clone one of these receivers, in turn; the pacer holds the senders.
     events: Vec<watch::Receiver<Arc<Frame>>>,
     next_group: AtomicUsize,
-    /// The newest event, set before any group has it: in a burst an event
-    /// reaches the groups one by one, and a new reader starts from the newest.
-    newest: watch::Receiver<Arc<Frame>>,
 }
 
 /// A reader's subscription to a topic: the newest event, then the events
@@ -245,16 +242,13 @@ impl<T: Send + Sync + 'static> Topic<T> {
         let frame = Arc::new(prepare(&state, first));
         let (state, states) = watch::channel(Arc::new(state));
         let (groups, events) = (0..GROUPS).map(|_| watch::channel(frame.clone())).unzip();
-        let (set_newest, newest) = watch::channel(frame);
         let topic = Self {
             state,
             events,
             next_group: AtomicUsize::new(0),
-            newest,
         };
         let pacer = Pacer {
             states,
-            newest: set_newest,
             groups,
             prepare,
         };
@@ -263,10 +257,12 @@ impl<T: Send + Sync + 'static> Topic<T> {
 
     fn subscribe(&self) -> Subscription {
         let group = self.next_group.fetch_add(1, Ordering::Relaxed) % self.events.len();
-        // The group first: it never has an event the newest has not, so
-        // whatever is newer than the newest read next comes through it.
+        // In a burst an event reaches the groups one by one, the first group
+        // first: a new reader starts from the first group's event, the
+        // newest. Its own group is taken before: it never has an event the
+        // first has not, so whatever is newer than that comes through it.
         let changes = self.events[group].clone();
-        let newest = self.newest.borrow().clone();
+        let newest = self.events[0].borrow().clone();
         Subscription { newest, changes }
     }
 }
@@ -343,7 +339,7 @@ fn pause_after(pace: Duration, readers: usize) -> Duration {
 /// Turns one topic's states into events.
 struct Pacer<T> {
     states: watch::Receiver<Arc<T>>,
-    newest: watch::Sender<Arc<Frame>>,
+    /// In order: the first always has the newest event (see `Topic::subscribe`).
     groups: Vec<watch::Sender<Arc<Frame>>>,
     prepare: Prepare<T>,
 }
@@ -375,7 +371,6 @@ impl<T> Pacer<T> {
                 *version += 1;
                 let state = self.states.borrow_and_update().clone();
                 let frame = Arc::new((self.prepare)(&state, *version));
-                self.newest.send_replace(frame.clone());
                 let mut readers = 0;
                 for group in &self.groups {
                     group.send_replace(frame.clone());
