@@ -4,9 +4,7 @@
 # For each stream count in STREAMS, starts tribune on a fresh temp database
 # (with --max-votes-per-address 0 and TRIBUNE_FLAGS) and runs the load tool
 # bench/live (tribune-live, built here with cargo), which:
-#   1. with no stream open, runs wrk -t1 -c32 with bench/vote.lua (votes for
-#      PHASE_SECONDS, then DRAIN_SECONDS of GET /healthz) for acknowledged
-#      votes/s, then wrk on GET /healthz for req/s;
+#   1. with no stream open, runs wrk -t1 -c32 on GET /healthz for req/s;
 #   2. opens N streams GET /api/v1/polls/<poll>/events, one TCP connection
 #      each, from 127.0.0.2, 127.0.0.3, ... (PER_SOURCE each), and counts
 #      200s and 503s (past the server's cap a 503 is expected);
@@ -17,9 +15,16 @@
 #      that the tool takes no CPU from the server while it fans a vote out
 #      (readers are on other machines; the kernel's receive timestamps still
 #      date each delivery): the lone-vote goal is held to these;
-#   5. runs the same two wrk loads with the streams open and, during the
-#      vote flood, reads the poll's true total every 200 ms and times how
-#      long each stream takes to catch up with it (staleness).
+#   5. runs wrk on GET /healthz again, with the streams open;
+#   6. runs ROUNDS rounds of the vote flood, wrk -t1 -c32 with bench/vote.lua
+#      (votes for PHASE_SECONDS, then DRAIN_SECONDS of GET /healthz), each
+#      with the streams open, while it reads the poll's true total every
+#      200 ms and times how long each stream takes to catch up with it
+#      (staleness), and then with none (it closes them, waits until the
+#      server has let them go, and opens them again for the next round).
+#      Acknowledged votes/s are compared round by round, the two floods of a
+#      round back to back, and the goal is held to the median ratio: one
+#      flood of each kind, minutes apart, moved by 0.2x from run to run.
 # Then, for the same stream count, the tool times the lone votes (only) of
 # bench/live's fanout-reference, a bare axum + `watch` fan-out with no
 # database, on the same port and CPUs: what this machine gives a server
@@ -32,7 +37,7 @@
 # server and wrk (unpinned unless CPUS_* say otherwise); it prints its own
 # CPU time next to the server's and wrk's.
 #
-# Env: STREAMS ("1000 10000 19000"), PHASE_SECONDS (8), DRAIN_SECONDS (2),
+# Env: STREAMS ("1000 10000 19000"), ROUNDS (5), PHASE_SECONDS (8), DRAIN_SECONDS (2),
 #      LONE_VOTES (100), LONE_GAP_MS (1000), HOLD_READS_MS (700, under the
 #      gap; 0: only read at once, and the goal is held to those), PER_SOURCE (2000),
 #      TRIBUNE_FLAGS (extra server flags; default "--max-streams-per-address 0",
@@ -46,6 +51,7 @@ source "$(dirname "$0")/lib.sh"
 need curl wrk awk cargo
 
 STREAMS=${STREAMS:-1000 10000 19000}
+ROUNDS=${ROUNDS:-5}
 PHASE_SECONDS=${PHASE_SECONDS:-8}
 DRAIN_SECONDS=${DRAIN_SECONDS:-2}
 # A p99 needs a hundred samples: of 30, it is the slowest.
@@ -73,7 +79,7 @@ BIN=$(tribune_bin)
 PORT=$(free_port)
 
 echo "tribune live streams: GET /api/v1/polls/$POLL/events x STREAMS=\"$STREAMS\", a fresh server and database for each"
-echo "load runs: wrk -t1 -c32, votes ${PHASE_SECONDS}s (+${DRAIN_SECONDS}s drain) and GET /healthz ${PHASE_SECONDS}s, without and with the streams; $LONE_VOTES lone votes ${LONE_GAP_MS} ms apart, streams read at once, then $HOLD_READS_MS ms later"
+echo "load runs: wrk -t1 -c32, GET /healthz ${PHASE_SECONDS}s without and with the streams; $ROUNDS rounds of votes ${PHASE_SECONDS}s (+${DRAIN_SECONDS}s drain) with the streams, then without; $LONE_VOTES lone votes ${LONE_GAP_MS} ms apart, streams read at once, then $HOLD_READS_MS ms later"
 echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); server CPUs ${CPUS_SERVER:-all}, tool and wrk CPUs ${CPUS_TOOL:-all}; open files $(ulimit -n)"
 echo "tribune: $(describe_build); extra flags: ${TRIBUNE_FLAGS:-none}"
 idle_check
@@ -122,7 +128,7 @@ for n in $STREAMS; do
     rc=0
     run_pinned "$CPUS_TOOL" "$LIVE" \
         --port "$PORT" --server-pid "$pid" --streams "$n" --poll "$POLL" --page "$ARTICLE" \
-        --seconds "$PHASE_SECONDS" --drain "$DRAIN_SECONDS" \
+        --seconds "$PHASE_SECONDS" --drain "$DRAIN_SECONDS" --rounds "$ROUNDS" \
         --lone-votes "$LONE_VOTES" --lone-gap-ms "$LONE_GAP_MS" --hold-reads-ms "$HOLD_READS_MS" --per-source "$PER_SOURCE" \
         --vote-lua "$BENCH_DIR/vote.lua" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
     kill -0 "$pid" 2>/dev/null || echo "   the server is no longer running"

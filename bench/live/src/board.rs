@@ -143,6 +143,16 @@ impl Board {
         }
     }
 
+    /// A fresh board for the same streams on the same clock, for opening
+    /// them again once the tool has closed them all (their tasks are gone).
+    pub fn reopen(&mut self) {
+        let epoch = self.epoch;
+        *self = Self {
+            epoch,
+            ..Self::with_groups(self.slots.len(), self.groups)
+        };
+    }
+
     /// Microseconds since the board was made: the tool's one clock.
     pub fn now(&self) -> u64 {
         self.since_epoch(wall_clock())
@@ -320,6 +330,22 @@ mod tests {
             b.set_state(i, StreamState::Open, None);
         }
         b
+    }
+
+    #[test]
+    fn a_reopened_board_keeps_its_clock_and_forgets_the_streams() {
+        let mut b = board(3);
+        b.saw(0, 10, 0);
+        b.set_state(2, StreamState::Dropped, None);
+        b.add_target(1_000, 11);
+        let epoch = b.epoch;
+        b.reopen();
+        assert_eq!(b.epoch, epoch);
+        assert_eq!((b.open, b.dropped, b.settled()), (0, 0, 0));
+        assert_eq!(b.events(), vec![0, 0, 0]);
+        b.set_state(2, StreamState::Open, None);
+        assert_eq!(b.add_target(2_000, 5), 0);
+        assert_eq!(b.target(0).pending, 1);
     }
 
     #[test]

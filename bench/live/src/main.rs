@@ -1,12 +1,16 @@
 //! tribune-live: what N open event streams cost a Tribune server.
 //!
 //! Against a server already running on 127.0.0.1:PORT it measures, in order:
-//! votes/s and GET /healthz req/s with no stream open (wrk); the server's
-//! memory per open stream; how long a lone vote takes to reach every stream;
-//! votes/s and healthz req/s again with the streams open, and how stale the
-//! streams run during that vote flood. It prints one table, then a
-//! `result key=value …` line, and exits 0 when the goals hold, 1 when not,
-//! 2 when it could not measure.
+//! GET /healthz req/s with no stream open (wrk); the server's memory per
+//! open stream; how long a lone vote takes to reach every stream; healthz
+//! req/s with the streams open; then `--rounds` rounds of the vote flood
+//! (wrk), each with the streams open, while it times how stale they run,
+//! and right after with none (the tool closes them, waits until the server
+//! has let them go, and opens them again for the next round). The votes/s
+//! ratio is the median of the rounds': one flood of each kind, minutes
+//! apart, is at the mercy of whatever else the machine does meanwhile.
+//! It prints one table, then a `result key=value …` line, and exits 0 when
+//! the goals hold, 1 when not, 2 when it could not measure.
 //!
 //! Delays are on one clock. A lone vote's runs from just before its request
 //! is written until a stream shows a `total_votes` at least the one in the
@@ -43,11 +47,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::Parser;
-use tokio::task::LocalSet;
+use tokio::task::{JoinSet, LocalSet};
 use tokio::time::{MissedTickBehavior, sleep, sleep_until, timeout};
 
 use crate::board::Board;
-use crate::report::{Cpu, Figures, Instance, Lone, Ms};
+use crate::report::{Cpu, CpuUse, Figures, Instance, Lone, Ms, Round};
 use crate::streams::Opener;
 use crate::wrk::Wrk;
 
@@ -85,6 +89,11 @@ struct Args {
     /// Seconds of each load run (the vote window, and GET /healthz).
     #[arg(long, default_value_t = 8)]
     seconds: u64,
+    /// Rounds of the vote flood, each with the streams open and then with
+    /// none (closed, and opened again for the next round); the votes/s
+    /// ratio is the median of the rounds'.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Seconds after the vote window for the answers in flight (vote.lua's drain).
     #[arg(long, default_value_t = 2)]
     drain: u64,
@@ -231,14 +240,15 @@ async fn run(args: Args) -> Result<Figures> {
 
     // 1. No stream open.
     if !args.lone_only {
-        progress("baseline: vote flood");
-        let cpu = Cpu::start(&pid);
-        figures.votes_base = wrk.votes().await?;
-        figures.cpu_base = cpu.stop(&pid, hz);
-        progress("baseline: GET /healthz");
+        progress("no streams: GET /healthz");
         figures.healthz_base = wrk.healthz().await?;
     }
     figures.rss_before = procfs::rss_kib(server_pid)?;
+    let files_before = args
+        .server_pid
+        .iter()
+        .map(|&p| procfs::open_files(p))
+        .collect::<Result<Vec<_>>>()?;
     for &p in &args.server_pid {
         figures.instances.push(Instance {
             pid: p,
@@ -249,7 +259,6 @@ async fn run(args: Args) -> Result<Figures> {
 
     // 2. Open the streams.
     let board = Rc::new(RefCell::new(Board::with_groups(args.streams, ports.len())));
-    let buffers = Rc::new(RefCell::new(streams::ReadBuffers::new()));
     let servers: Vec<(SocketAddr, Rc<[u8]>)> = ports
         .iter()
         .map(|&p| {
@@ -257,30 +266,24 @@ async fn run(args: Args) -> Result<Figures> {
             (addr, http::stream_request(addr, &args.poll).into())
         })
         .collect();
-    let opener = Opener {
-        servers: servers.into(),
-        per_source: args.per_source,
-        concurrency: args.open_concurrency,
-        timeout: Duration::from_secs(args.open_timeout),
+    let mut streams = Streams {
+        board: board.clone(),
+        buffers: Rc::new(RefCell::new(streams::ReadBuffers::new())),
+        opener: Opener {
+            servers: servers.into(),
+            per_source: args.per_source,
+            concurrency: args.open_concurrency,
+            timeout: Duration::from_secs(args.open_timeout),
+        },
+        count: args.streams,
+        tasks: JoinSet::new(),
     };
     progress(&format!(
         "opening {} streams from {sources} source address(es) to {} port(s)",
         args.streams,
         ports.len()
     ));
-    let opening = Instant::now();
-    streams::open_all(board.clone(), buffers.clone(), opener, args.streams).await;
-    let limit = Instant::now() + Duration::from_secs(args.open_timeout + 5);
-    while board.borrow().settled() < args.streams && Instant::now() < limit {
-        sleep(Duration::from_millis(10)).await;
-    }
-    figures.open_seconds = opening.elapsed().as_secs_f64();
-    // Each stream's first event is the poll as it is now.
-    let limit = Instant::now() + Duration::from_secs(10);
-    while board.borrow().open_with_first_event() < board.borrow().open && Instant::now() < limit {
-        sleep(Duration::from_millis(10)).await;
-    }
-    figures.first_event_seconds = opening.elapsed().as_secs_f64();
+    (figures.open_seconds, figures.first_event_seconds) = streams.open().await;
     figures.with_first_event = board.borrow().open_with_first_event();
     sleep(Duration::from_secs(1)).await;
     figures.rss_with = procfs::rss_kib(server_pid)?;
@@ -359,43 +362,167 @@ async fn run(args: Args) -> Result<Figures> {
     figures.page = args.page.clone();
     if args.lone_only {
         figures.rss_end = procfs::rss_kib(server_pid)?;
-        figures.dropped = board.borrow().dropped;
-        figures.bad_bodies = board.borrow().bad_bodies;
-        figures.reads_without_stamp = board.borrow().reads_without_stamp;
+        streams.count_losses(&mut figures);
         return Ok(figures);
     }
 
-    // 4. The same load with the streams open.
-    progress("with streams: vote flood");
-    let cpu = Cpu::start(&pid);
-    let events_before: u64 = board.borrow().events().iter().sum();
-    board.borrow_mut().lag_max = 0;
-    let sampler = sample(&args, server, &poll_path, &board);
-    let (votes, sampled) = tokio::join!(wrk.votes(), sampler);
-    figures.cpu_live = cpu.stop(&pid, hz);
-    figures.flood_events = board.borrow().events().iter().sum::<u64>() - events_before;
-    figures.lag_flood = board.borrow().lag_max;
-    figures.votes_live = votes?;
-    {
-        let mut b = board.borrow_mut();
-        let end = b.now();
-        b.close_targets(end);
-        let targets = b.take_targets();
-        figures.samples = targets.len();
-        figures.stale_censored = targets.iter().map(|t| t.censored).sum();
-        let mut stale: Vec<u32> = targets.into_iter().flat_map(|t| t.delays).collect();
-        figures.stale = Ms::of(&mut stale);
-    }
-    figures.read_failures = sampled.failures;
-    figures.slowest_read = sampled.slowest;
-    figures.events_per_second = sampled.events_per_second;
+    // 4. GET /healthz with the streams open.
     progress("with streams: GET /healthz");
     figures.healthz_live = wrk.healthz().await?;
     figures.rss_end = procfs::rss_kib(server_pid)?;
-    figures.dropped = board.borrow().dropped;
-    figures.bad_bodies = board.borrow().bad_bodies;
-    figures.reads_without_stamp = board.borrow().reads_without_stamp;
+
+    // 5. The vote flood, in rounds: with the streams open, then with none.
+    board.borrow_mut().lag_max = 0;
+    let mut stale = Vec::new();
+    let mut rates = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        let open = board.borrow().open;
+        progress(&format!("round {round}: vote flood, {open} streams open"));
+        let cpu = Cpu::start(&pid);
+        let events_before: u64 = board.borrow().events().iter().sum();
+        let sampler = sample(&args, server, &poll_path, &board);
+        let (live, sampled) = tokio::join!(wrk.votes(), sampler);
+        figures.cpu_live = add_cpu(figures.cpu_live, cpu.stop(&pid, hz));
+        figures.flood_events += board.borrow().events().iter().sum::<u64>() - events_before;
+        {
+            let mut b = board.borrow_mut();
+            let end = b.now();
+            b.close_targets(end);
+            let targets = b.take_targets();
+            figures.samples += targets.len();
+            figures.stale_censored += targets.iter().map(|t| t.censored).sum::<usize>();
+            stale.extend(targets.into_iter().flat_map(|t| t.delays));
+        }
+        figures.read_failures += sampled.failures;
+        figures.slowest_read = figures.slowest_read.max(sampled.slowest);
+        rates.extend(sampled.rates);
+        figures.lag_flood = figures.lag_flood.max(board.borrow().lag_max);
+
+        progress(&format!("round {round}: closing the streams"));
+        let closed = Instant::now();
+        streams.close(&mut figures).await;
+        wait_released(&args.server_pid, &files_before).await?;
+        let released = closed.elapsed().as_secs_f64();
+        progress(&format!("round {round}: vote flood, no streams"));
+        let cpu = Cpu::start(&pid);
+        let base = wrk.votes().await?;
+        figures.cpu_base = add_cpu(figures.cpu_base, cpu.stop(&pid, hz));
+        figures.rounds.push(Round {
+            live: live?,
+            base,
+            open,
+            released,
+        });
+        if round < args.rounds {
+            progress(&format!("round {round}: opening the streams again"));
+            streams.open().await;
+        }
+    }
+    figures.stale = Ms::of(&mut stale);
+    figures.events_per_second = spread(&rates);
+    streams.count_losses(&mut figures);
     Ok(figures)
+}
+
+/// The tool's streams, and what it takes to open them again.
+struct Streams {
+    board: Rc<RefCell<Board>>,
+    buffers: Rc<RefCell<streams::ReadBuffers>>,
+    opener: Opener,
+    count: usize,
+    tasks: JoinSet<()>,
+}
+
+impl Streams {
+    /// Opens every stream and waits until each is open, refused or failed,
+    /// and every open one has had its first event: gives the seconds to each.
+    async fn open(&mut self) -> (f64, f64) {
+        let opening = Instant::now();
+        self.tasks = streams::open_all(
+            self.board.clone(),
+            self.buffers.clone(),
+            self.opener.clone(),
+            self.count,
+        )
+        .await;
+        let limit = Instant::now() + self.opener.timeout + Duration::from_secs(5);
+        while self.board.borrow().settled() < self.count && Instant::now() < limit {
+            sleep(Duration::from_millis(10)).await;
+        }
+        let settled = opening.elapsed().as_secs_f64();
+        // Each stream's first event is the poll as it is now.
+        let limit = Instant::now() + Duration::from_secs(10);
+        while self.board.borrow().open_with_first_event() < self.board.borrow().open
+            && Instant::now() < limit
+        {
+            sleep(Duration::from_millis(10)).await;
+        }
+        (settled, opening.elapsed().as_secs_f64())
+    }
+
+    /// Closes every stream (the tool's end of each connection), counting
+    /// what went wrong with them first, and leaves the board ready to open
+    /// them again.
+    async fn close(&mut self, figures: &mut Figures) {
+        self.tasks.shutdown().await;
+        self.count_losses(figures);
+        self.board.borrow_mut().reopen();
+    }
+
+    /// Adds what went wrong with the streams since they were opened.
+    fn count_losses(&self, figures: &mut Figures) {
+        let b = self.board.borrow();
+        figures.dropped += b.dropped;
+        figures.bad_bodies += b.bad_bodies;
+        figures.reads_without_stamp += b.reads_without_stamp;
+    }
+}
+
+/// Waits until every server holds no more files than it did before the
+/// streams were first opened (a few more, for the database and the like):
+/// a server that kept the connections of closed streams would spend the next
+/// flood without streams writing to them.
+async fn wait_released(pids: &[u32], before: &[usize]) -> Result<()> {
+    const SLACK: usize = 64;
+    const LIMIT: Duration = Duration::from_secs(30);
+    let started = Instant::now();
+    loop {
+        let mut held = Vec::new();
+        for (&pid, &was) in pids.iter().zip(before) {
+            let now = procfs::open_files(pid)?;
+            if now > was + SLACK {
+                held.push(format!("{pid}: {now} files, {was} before the streams"));
+            }
+        }
+        if held.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > LIMIT {
+            bail!(
+                "{LIMIT:?} after the tool closed its streams, the server still holds them ({})",
+                held.join("; ")
+            );
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn add_cpu(total: Option<CpuUse>, more: Option<CpuUse>) -> Option<CpuUse> {
+    match (total, more) {
+        (Some(t), Some(m)) => Some(t.plus(m)),
+        (t, m) => t.or(m),
+    }
+}
+
+/// Mean, min and max of some rates.
+fn spread(rates: &[f64]) -> Option<(f64, f64, f64)> {
+    if rates.is_empty() {
+        return None;
+    }
+    let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rates.iter().copied().fold(0.0, f64::max);
+    Some((mean, min, max))
 }
 
 /// Raises the soft open-file limit to the hard one; says what it did.
@@ -530,8 +657,8 @@ async fn cast_vote(
 struct Sampled {
     failures: usize,
     slowest: Duration,
-    /// Events per second per stream over the vote window: (mean, min, max).
-    events_per_second: Option<(f64, f64, f64)>,
+    /// Events per second of each stream open all through the vote window.
+    rates: Vec<f64>,
 }
 
 /// During the vote window, reads the poll's true total every `sample_ms` as
@@ -551,7 +678,7 @@ async fn sample(
     let mut sampled = Sampled {
         failures: 0,
         slowest: Duration::ZERO,
-        events_per_second: None,
+        rates: Vec::new(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(args.sample_ms));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -582,18 +709,12 @@ async fn sample(
     let b = board.borrow();
     let events_after = b.events();
     let open_after = b.open_mask();
-    let rates: Vec<f64> = events_after
+    sampled.rates = events_after
         .iter()
         .zip(&events_before)
         .zip(open_before.iter().zip(&open_after))
         .filter(|(_, (before, after))| **before && **after)
         .map(|((after, before), _)| (after - before) as f64 / window.as_secs_f64())
         .collect();
-    if !rates.is_empty() {
-        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
-        let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = rates.iter().copied().fold(0.0, f64::max);
-        sampled.events_per_second = Some((mean, min, max));
-    }
     sampled
 }

@@ -33,6 +33,14 @@ pub fn cpu_ticks(pid: &str) -> Result<(u64, u64)> {
     Ok((get(10) + get(11), get(12) + get(13)))
 }
 
+/// Files `pid` has open (entries in /proc/PID/fd): a server's streams are
+/// among them until it lets their connections go.
+pub fn open_files(pid: u32) -> Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("cannot read /proc/{pid}/fd"))?
+        .count())
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`); 100, Linux's USER_HZ, when it cannot say.
 pub fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
@@ -53,6 +61,7 @@ mod tests {
         let rss = rss_kib(std::process::id()).unwrap_or_else(|e| panic!("{e}"));
         assert!(rss > 0);
         assert!(cpu_ticks("self").is_ok());
+        assert!(open_files(std::process::id()).is_ok_and(|n| n >= 3));
         assert!(clock_ticks() > 0.0);
     }
 }

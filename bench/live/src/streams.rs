@@ -22,6 +22,7 @@ use nix::sys::time::TimeSpec;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::board::{Board, StreamState};
 use crate::http::read_head;
@@ -51,20 +52,22 @@ pub fn source(index: usize, per_source: usize) -> Ipv4Addr {
 }
 
 /// Opens `count` streams, at most `concurrency` at a time, and returns once
-/// each has been started (the last ones may still be opening).
+/// each has been started (the last ones may still be opening). The streams
+/// are the set's tasks: shutting it down closes them all.
 pub async fn open_all(
     board: Rc<RefCell<Board>>,
     buffers: Rc<RefCell<ReadBuffers>>,
     opener: Opener,
     count: usize,
-) {
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
     let gate = Arc::new(Semaphore::new(opener.concurrency));
     for index in 0..count {
         let Ok(permit) = gate.clone().acquire_owned().await else {
-            return;
+            break;
         };
         let (board, buffers, opener) = (board.clone(), buffers.clone(), opener.clone());
-        tokio::task::spawn_local(async move {
+        tasks.spawn_local(async move {
             let opened = tokio::time::timeout(opener.timeout, open(index, &opener)).await;
             drop(permit);
             let opened =
@@ -87,6 +90,7 @@ pub async fn open_all(
             }
         });
     }
+    tasks
 }
 
 async fn open(index: usize, opener: &Opener) -> Result<Opened> {
