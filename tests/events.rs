@@ -78,6 +78,54 @@ async fn open_streams_do_not_hold_up_a_graceful_shutdown() {
         .expect("the server stops with a stream open");
 }
 
+/// Reads `stream` until what it has sent holds `needle`; panics after 5 s.
+async fn read_until(stream: &mut tokio::net::TcpStream, seen: &mut String, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0_u8; 4096];
+    while !seen.contains(needle) {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {needle} in 5 s; got: {seen}"))
+            .unwrap();
+        assert!(n > 0, "closed before {needle}; got: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+/// A connection whose first request is a stream is served on threads of
+/// their own; the server tells it by the request's first line. A stream
+/// whose request comes in pieces, and one asked for on a connection that
+/// has already served another request, are served like any other.
+#[tokio::test]
+async fn a_stream_is_served_however_its_request_arrives() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn().await;
+    let request = format!("GET /api/v1/polls/{POLL}/events HTTP/1.1\r\nHost: x\r\n\r\n");
+
+    let mut in_pieces = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (first, rest) = request.split_at(14);
+    in_pieces.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    in_pieces.write_all(rest.as_bytes()).await.unwrap();
+    let mut seen_in_pieces = String::new();
+    read_until(&mut in_pieces, &mut seen_in_pieces, "\"total_votes\":108").await;
+
+    let mut reused = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    reused
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen_reused = String::new();
+    read_until(&mut reused, &mut seen_reused, "ok\n").await;
+    reused.write_all(request.as_bytes()).await.unwrap();
+    read_until(&mut reused, &mut seen_reused, "text/event-stream").await;
+    read_until(&mut reused, &mut seen_reused, "\"total_votes\":108").await;
+
+    assert_eq!(app.vote(&app.reader(), 1).await, StatusCode::CREATED);
+    read_until(&mut in_pieces, &mut seen_in_pieces, "\"total_votes\":109").await;
+    read_until(&mut reused, &mut seen_reused, "\"total_votes\":109").await;
+}
+
 #[tokio::test]
 async fn a_vote_reaches_an_open_stream_within_a_second() {
     let app = TestApp::spawn().await;
