@@ -4,27 +4,26 @@
 # For each stream count in STREAMS, starts tribune on a fresh temp database
 # (with --max-votes-per-address 0 and TRIBUNE_FLAGS) and runs the load tool
 # bench/live (tribune-live, built here with cargo), which:
-#   1. with no stream open, runs wrk -t1 -c32 on GET /healthz for req/s;
-#   2. opens N streams GET /api/v1/polls/<poll>/events, one TCP connection
+#   1. opens N streams GET /api/v1/polls/<poll>/events, one TCP connection
 #      each, from 127.0.0.2, 127.0.0.3, ... (PER_SOURCE each), and counts
 #      200s and 503s (past the server's cap a 503 is expected);
-#   3. takes the server's memory per open stream from its VmRSS;
-#   4. sends LONE_VOTES votes one at a time, each from a new reader, and
+#   2. takes the server's memory per open stream from its VmRSS;
+#   3. sends LONE_VOTES votes one at a time, each from a new reader, and
 #      times how long each takes to show on every open stream; then again
 #      with every stream left unread until HOLD_READS_MS after each vote, so
 #      that the tool takes no CPU from the server while it fans a vote out
 #      (readers are on other machines; the kernel's receive timestamps still
 #      date each delivery): the lone-vote goal is held to these;
-#   5. runs wrk on GET /healthz again, with the streams open;
-#   6. runs ROUNDS rounds of the vote flood, wrk -t1 -c32 with bench/vote.lua
-#      (votes for PHASE_SECONDS, then DRAIN_SECONDS of GET /healthz), each
-#      with the streams open, while it reads the poll's true total every
-#      200 ms and times how long each stream takes to catch up with it
-#      (staleness), and then with none (it closes them, waits until the
-#      server has let them go, and opens them again for the next round).
-#      Acknowledged votes/s are compared round by round, the two floods of a
-#      round back to back, and the goal is held to the median ratio: one
-#      flood of each kind, minutes apart, moved by 0.2x from run to run.
+#   4. runs ROUNDS rounds of two loads, wrk -t1 -c32: bench/vote.lua (votes
+#      for PHASE_SECONDS, then DRAIN_SECONDS of GET /healthz), while it
+#      reads the poll's true total every 200 ms and times how long each
+#      stream takes to catch up with it (staleness), and GET /healthz for
+#      PHASE_SECONDS; each with the streams open, then with none (it closes
+#      them, waits until the server has let them go, and opens them again
+#      for the next round). Acknowledged votes/s and healthz req/s are
+#      compared round by round, the two runs of a round back to back, and
+#      the goals are held to the median ratios: one run of each kind,
+#      minutes apart, moved the votes' ratio by 0.2x from run to run.
 # Then, for the same stream count, the tool times the lone votes (only) of
 # bench/live's fanout-reference, a bare axum + `watch` fan-out with no
 # database, on the same port and CPUs: what this machine gives a server
@@ -79,7 +78,7 @@ BIN=$(tribune_bin)
 PORT=$(free_port)
 
 echo "tribune live streams: GET /api/v1/polls/$POLL/events x STREAMS=\"$STREAMS\", a fresh server and database for each"
-echo "load runs: wrk -t1 -c32, GET /healthz ${PHASE_SECONDS}s without and with the streams; $ROUNDS rounds of votes ${PHASE_SECONDS}s (+${DRAIN_SECONDS}s drain) with the streams, then without; $LONE_VOTES lone votes ${LONE_GAP_MS} ms apart, streams read at once, then $HOLD_READS_MS ms later"
+echo "load runs: wrk -t1 -c32, $ROUNDS rounds of votes ${PHASE_SECONDS}s (+${DRAIN_SECONDS}s drain) and GET /healthz ${PHASE_SECONDS}s, with the streams, then without; $LONE_VOTES lone votes ${LONE_GAP_MS} ms apart, streams read at once, then $HOLD_READS_MS ms later"
 echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); server CPUs ${CPUS_SERVER:-all}, tool and wrk CPUs ${CPUS_TOOL:-all}; open files $(ulimit -n)"
 echo "tribune: $(describe_build); extra flags: ${TRIBUNE_FLAGS:-none}"
 idle_check

@@ -278,14 +278,16 @@ type PacerRun = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// own, so that an event's fan-out waits for the votes and pages, not the
 /// other way round.
 ///
-/// A stream woken from one of the server's worker threads joins that
-/// worker's own queue, behind what is there and ahead of everything that
-/// arrives after it: the votes and pages that came in during a fan-out to
-/// 10,000 streams waited for all of it. Woken from another thread, the
-/// streams join the runtime's shared queue instead, which a worker takes
-/// from when its own queue is empty (and now and then regardless): a
-/// fan-out fills the time that votes and pages leave, and an event to an
-/// idle server goes out as fast as before.
+/// Most streams are served on a runtime apart from the server's
+/// (`server::StreamsRuntime`); a stream asked for on a connection that
+/// served other requests first is on the server's. There, a stream woken
+/// from one of the worker threads would join that worker's own queue,
+/// behind what is there and ahead of everything that arrives after it: the
+/// votes and pages that came in during a fan-out waited for all of it.
+/// Woken from another thread, the streams join the runtime's shared queue
+/// instead, which a worker takes from when its own queue is empty (and now
+/// and then regardless): a fan-out fills the time that votes and pages
+/// leave, and an event to an idle server goes out as fast.
 fn run_pacers(pacers: Vec<PacerRun>) {
     // Handed over once the thread runs, so that they are still here if it
     // cannot be started.

@@ -1,14 +1,14 @@
 //! tribune-live: what N open event streams cost a Tribune server.
 //!
 //! Against a server already running on 127.0.0.1:PORT it measures, in order:
-//! GET /healthz req/s with no stream open (wrk); the server's memory per
-//! open stream; how long a lone vote takes to reach every stream; healthz
-//! req/s with the streams open; then `--rounds` rounds of the vote flood
-//! (wrk), each with the streams open, while it times how stale they run,
-//! and right after with none (the tool closes them, waits until the server
-//! has let them go, and opens them again for the next round). The votes/s
-//! ratio is the median of the rounds': one flood of each kind, minutes
-//! apart, is at the mercy of whatever else the machine does meanwhile.
+//! the server's memory per open stream; how long a lone vote takes to reach
+//! every stream; then `--rounds` rounds of two loads (wrk): a vote flood,
+//! while it times how stale the streams run, and GET /healthz, each with
+//! the streams open and right after with none (the tool closes them, waits
+//! until the server has let them go, and opens them again for the next
+//! round). A load's ratio is the median of the rounds': one run of each
+//! kind, minutes apart, is at the mercy of whatever else the machine does
+//! meanwhile.
 //! It prints one table, then a `result key=value …` line, and exits 0 when
 //! the goals hold, 1 when not, 2 when it could not measure.
 //!
@@ -51,7 +51,7 @@ use tokio::task::{JoinSet, LocalSet};
 use tokio::time::{MissedTickBehavior, sleep, sleep_until, timeout};
 
 use crate::board::Board;
-use crate::report::{Cpu, CpuUse, Figures, Instance, Lone, Ms, Round};
+use crate::report::{Cpu, CpuUse, Figures, Instance, Lone, Ms, Pair, Round};
 use crate::streams::Opener;
 use crate::wrk::Wrk;
 
@@ -89,9 +89,9 @@ struct Args {
     /// Seconds of each load run (the vote window, and GET /healthz).
     #[arg(long, default_value_t = 8)]
     seconds: u64,
-    /// Rounds of the vote flood, each with the streams open and then with
-    /// none (closed, and opened again for the next round); the votes/s
-    /// ratio is the median of the rounds'.
+    /// Rounds of the loads (the vote flood, GET /healthz), each with the
+    /// streams open and then with none (closed, and opened again for the
+    /// next round); a load's ratio is the median of the rounds'.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Seconds after the vote window for the answers in flight (vote.lua's drain).
@@ -239,10 +239,6 @@ async fn run(args: Args) -> Result<Figures> {
     };
 
     // 1. No stream open.
-    if !args.lone_only {
-        progress("no streams: GET /healthz");
-        figures.healthz_base = wrk.healthz().await?;
-    }
     figures.rss_before = procfs::rss_kib(server_pid)?;
     let files_before = args
         .server_pid
@@ -366,12 +362,9 @@ async fn run(args: Args) -> Result<Figures> {
         return Ok(figures);
     }
 
-    // 4. GET /healthz with the streams open.
-    progress("with streams: GET /healthz");
-    figures.healthz_live = wrk.healthz().await?;
     figures.rss_end = procfs::rss_kib(server_pid)?;
 
-    // 5. The vote flood, in rounds: with the streams open, then with none.
+    // 4. The loads, in rounds: with the streams open, then with none.
     board.borrow_mut().lag_max = 0;
     let mut stale = Vec::new();
     let mut rates = Vec::new();
@@ -397,6 +390,8 @@ async fn run(args: Args) -> Result<Figures> {
         figures.slowest_read = figures.slowest_read.max(sampled.slowest);
         rates.extend(sampled.rates);
         figures.lag_flood = figures.lag_flood.max(board.borrow().lag_max);
+        progress(&format!("round {round}: GET /healthz, {open} streams open"));
+        let healthz_live = wrk.healthz().await?;
 
         progress(&format!("round {round}: closing the streams"));
         let closed = Instant::now();
@@ -405,11 +400,19 @@ async fn run(args: Args) -> Result<Figures> {
         let released = closed.elapsed().as_secs_f64();
         progress(&format!("round {round}: vote flood, no streams"));
         let cpu = Cpu::start(&pid);
-        let base = wrk.votes().await?;
+        let votes_base = wrk.votes().await?;
         figures.cpu_base = add_cpu(figures.cpu_base, cpu.stop(&pid, hz));
+        progress(&format!("round {round}: GET /healthz, no streams"));
+        let healthz_base = wrk.healthz().await?;
         figures.rounds.push(Round {
-            live: live?,
-            base,
+            votes: Pair {
+                live: live?,
+                base: votes_base,
+            },
+            healthz: Pair {
+                live: healthz_live,
+                base: healthz_base,
+            },
             open,
             released,
         });

@@ -143,23 +143,41 @@ impl Lone {
     }
 }
 
-/// One round of the vote flood: with the streams open, then with none, one
-/// right after the other, so that what the machine does besides (its other
-/// tenants, its clock speed) weighs on both alike.
+/// One load, run with the streams open and then with none.
 #[derive(Clone, Debug, Default)]
-pub struct Round {
+pub struct Pair {
     pub live: Run,
     pub base: Run,
-    /// Streams open during `live`.
-    pub open: usize,
-    /// Seconds the server took to let the closed streams go before `base`.
-    pub released: f64,
 }
 
-impl Round {
+impl Pair {
     fn ratio(&self) -> f64 {
         Figures::ratio(&self.base, &self.live)
     }
+}
+
+/// One round of the loads: the vote flood and then GET /healthz with the
+/// streams open, the same two right after with none, so that what the
+/// machine does besides (its other tenants, its clock speed) weighs on both
+/// alike.
+#[derive(Clone, Debug, Default)]
+pub struct Round {
+    pub votes: Pair,
+    pub healthz: Pair,
+    /// Streams open during the loads with streams.
+    pub open: usize,
+    /// Seconds the server took to let the closed streams go.
+    pub released: f64,
+}
+
+/// The rounds' medians of one load: without, with the streams, and of the
+/// rounds' ratios (each round's two runs back to back: the fairest ratio
+/// this machine can give).
+#[derive(Clone, Copy, Debug, Default)]
+struct Medians {
+    base: f64,
+    live: f64,
+    ratio: f64,
 }
 
 /// The median of some figures (the mean of the middle two when their number is even).
@@ -194,10 +212,8 @@ pub struct Figures {
     pub sources: usize,
     pub files: String,
     pub seconds: u64,
-    /// The vote flood's rounds, in order.
+    /// The loads' rounds, in order.
     pub rounds: Vec<Round>,
-    pub healthz_base: Run,
-    pub healthz_live: Run,
     /// CPU over every round's flood without and with the streams.
     pub cpu_base: Option<CpuUse>,
     pub cpu_live: Option<CpuUse>,
@@ -423,33 +439,67 @@ impl Figures {
         }
     }
 
-    /// Votes/s with no stream open: the rounds' median.
-    fn votes_base(&self) -> f64 {
-        median(self.rounds.iter().map(|r| r.base.rate).collect())
+    fn medians(&self, load: fn(&Round) -> &Pair) -> Medians {
+        let of = |figure: fn(&Pair) -> f64| {
+            median(self.rounds.iter().map(|r| figure(load(r))).collect())
+        };
+        Medians {
+            base: of(|p| p.base.rate),
+            live: of(|p| p.live.rate),
+            ratio: of(Pair::ratio),
+        }
     }
 
-    /// Votes/s with the streams open: the rounds' median.
-    fn votes_live(&self) -> f64 {
-        median(self.rounds.iter().map(|r| r.live.rate).collect())
+    fn votes(&self) -> Medians {
+        self.medians(|r| &r.votes)
     }
 
-    /// The median of the rounds' ratios: each round's two floods ran back
-    /// to back, so its ratio is the fairest one this machine can give.
-    fn votes_ratio(&self) -> f64 {
-        median(self.rounds.iter().map(Round::ratio).collect())
+    fn healthz(&self) -> Medians {
+        self.medians(|r| &r.healthz)
     }
 
-    fn rounds_row(&self) -> [String; 4] {
+    /// A load's ratio in each round, for the result line.
+    fn ratios(&self, load: fn(&Round) -> &Pair) -> String {
         let each: Vec<String> = self
             .rounds
             .iter()
-            .map(|r| format!("{:.0}/{:.0} {:.2}x", r.live.rate, r.base.rate, r.ratio()))
+            .map(|r| format!("{:.3}", load(r).ratio()))
+            .collect();
+        each.join(",")
+    }
+
+    /// A load's row and its rounds' row.
+    fn load_rows(&self, name: &str, load: fn(&Round) -> &Pair, verdict: &str) -> [[String; 4]; 2] {
+        let m = self.medians(load);
+        let each: Vec<String> = self
+            .rounds
+            .iter()
+            .map(|r| {
+                let pair = load(r);
+                format!(
+                    "{:.0}/{:.0} {:.2}x",
+                    pair.live.rate,
+                    pair.base.rate,
+                    pair.ratio()
+                )
+            })
             .collect();
         [
-            "  each round: open / none".into(),
-            each.join(", "),
-            String::new(),
-            String::new(),
+            [
+                format!("{name}: none -> open ({} rounds)", self.rounds.len()),
+                format!(
+                    "{:.0} -> {:.0}  (median of the rounds' ratios {:.2}x)",
+                    m.base, m.live, m.ratio
+                ),
+                format!(">= {MIN_RATIO:.2}x"),
+                verdict.into(),
+            ],
+            [
+                "  each round: open / none".into(),
+                each.join(", "),
+                String::new(),
+                String::new(),
+            ],
         ]
     }
 
@@ -489,11 +539,11 @@ impl Figures {
             lone,
             Check {
                 name: "votes/s",
-                ok: !self.rounds.is_empty() && self.votes_ratio() >= MIN_RATIO,
+                ok: !self.rounds.is_empty() && self.votes().ratio >= MIN_RATIO,
             },
             Check {
                 name: "healthz req/s",
-                ok: Self::ratio(&self.healthz_base, &self.healthz_live) >= MIN_RATIO,
+                ok: !self.rounds.is_empty() && self.healthz().ratio >= MIN_RATIO,
             },
             Check {
                 name: "staleness",
@@ -522,8 +572,7 @@ impl Figures {
         let checks = self.checks();
         let mark = |name: &str| mark_of(&checks, name);
         let mib = |kib: u64| kib as f64 / 1024.0;
-        let votes_ratio = self.votes_ratio();
-        let healthz_ratio = Self::ratio(&self.healthz_base, &self.healthz_live);
+        let (votes, healthz) = (self.votes(), self.healthz());
         let kib = self.kib_per_stream();
         let mut rows: Vec<[String; 4]> = vec![
             [
@@ -556,35 +605,17 @@ impl Figures {
         ];
         rows.extend(self.lone_rows("", &checks));
         rows.push(self.cpu_per_vote_row());
+        rows.push([
+            "lone vote: each stream".into(),
+            self.lone.each.map_or("-".into(), |m| {
+                format!("{}  ({} deliveries)", m.show(), m.count)
+            }),
+            String::new(),
+            String::new(),
+        ]);
+        rows.extend(self.load_rows("votes/s", |r| &r.votes, mark("votes/s")));
+        rows.extend(self.load_rows("GET /healthz req/s", |r| &r.healthz, mark("healthz req/s")));
         rows.extend([
-            [
-                "lone vote: each stream".into(),
-                self.lone.each.map_or("-".into(), |m| {
-                    format!("{}  ({} deliveries)", m.show(), m.count)
-                }),
-                String::new(),
-                String::new(),
-            ],
-            [
-                format!("votes/s: no streams -> open ({} rounds)", self.rounds.len()),
-                format!(
-                    "{:.0} -> {:.0}  (median of the rounds' ratios {votes_ratio:.2}x)",
-                    self.votes_base(),
-                    self.votes_live()
-                ),
-                format!(">= {MIN_RATIO:.2}x"),
-                mark("votes/s").into(),
-            ],
-            self.rounds_row(),
-            [
-                "GET /healthz req/s: no streams -> open".into(),
-                format!(
-                    "{:.0} -> {:.0}  ({healthz_ratio:.2}x)",
-                    self.healthz_base.rate, self.healthz_live.rate
-                ),
-                format!(">= {MIN_RATIO:.2}x"),
-                mark("healthz req/s").into(),
-            ],
             [
                 "staleness during the vote flood".into(),
                 self.stale
@@ -646,18 +677,20 @@ impl Figures {
         print_table(&rows);
         for (k, round) in self.rounds.iter().enumerate() {
             println!(
-                "wrk votes, round {}: {} streams open: {}; none ({:.1} s after closing them): {}",
+                "round {}: {} streams open: votes {}; healthz {}",
                 k + 1,
                 round.open,
-                round.live.notes,
+                round.votes.live.notes,
+                round.healthz.live.notes
+            );
+            println!(
+                "round {}: none ({:.1} s after closing them): votes {}; healthz {}",
+                k + 1,
                 round.released,
-                round.base.notes
+                round.votes.base.notes,
+                round.healthz.base.notes
             );
         }
-        println!(
-            "wrk healthz, no streams: {}; streams open: {}",
-            self.healthz_base.notes, self.healthz_live.notes
-        );
         self.print_reading_notes();
         println!(
             "reads of the poll during the flood: {} ok, {} failed, slowest {:.0} ms",
@@ -669,7 +702,7 @@ impl Figures {
         println!(
             "result streams={} open={} refused={} failed={} dropped={} rss_kib_per_stream={} \
              lone_all_p50_ms={} lone_all_p99_ms={} lone_all_max_ms={} lone_each_p50_ms={} lone_each_p99_ms={} lone_each_max_ms={} lone_missed={} \
-             votes_base={:.0} votes_live={:.0} votes_ratio={:.3} votes_ratios={} healthz_base={:.0} healthz_live={:.0} healthz_ratio={:.3} \
+             votes_base={:.0} votes_live={:.0} votes_ratio={:.3} votes_ratios={} healthz_base={:.0} healthz_live={:.0} healthz_ratio={:.3} healthz_ratios={} \
              stale_p50_ms={} stale_p99_ms={} stale_max_ms={} events_per_s={} {} pass={}",
             self.streams,
             self.opened,
@@ -684,17 +717,14 @@ impl Figures {
             ms(self.lone.each, |m| m.p99),
             ms(self.lone.each, |m| m.max),
             self.lone.missed,
-            self.votes_base(),
-            self.votes_live(),
-            votes_ratio,
-            self.rounds
-                .iter()
-                .map(|r| format!("{:.3}", r.ratio()))
-                .collect::<Vec<_>>()
-                .join(","),
-            self.healthz_base.rate,
-            self.healthz_live.rate,
-            healthz_ratio,
+            votes.base,
+            votes.live,
+            votes.ratio,
+            self.ratios(|r| &r.votes),
+            healthz.base,
+            healthz.live,
+            healthz.ratio,
+            self.ratios(|r| &r.healthz),
             ms(self.stale, |m| m.p50),
             ms(self.stale, |m| m.p99),
             ms(self.stale, |m| m.max),
