@@ -1,7 +1,8 @@
 //! tribune-live: what N open event streams cost a Tribune server.
 //!
-//! Against a server already running on 127.0.0.1:PORT it measures, in order:
-//! the server's memory per open stream; how long a lone vote takes to reach
+//! Against a server already running on 127.0.0.1:PORT it measures, in order
+//! (after a short run of each load, to warm the server up): the server's
+//! memory per open stream; how long a lone vote takes to reach
 //! every stream; then `--rounds` rounds of two loads (wrk): a vote flood,
 //! while it times how stale the streams run, and GET /healthz, each with
 //! the streams open and right after with none (the tool closes them, waits
@@ -238,7 +239,20 @@ async fn run(args: Args) -> Result<Figures> {
         ..Figures::default()
     };
 
-    // 1. No stream open.
+    // 1. No stream open. A short run of each load first, so that what the
+    // server keeps for votes and pages (its database's caches, buffers, its
+    // allocator's pools) is in place before its memory is taken: what grows
+    // after is the streams'.
+    if !args.lone_only {
+        progress("warming up: a short vote flood and GET /healthz");
+        let warm = Wrk {
+            seconds: 2,
+            drain: 1,
+            ..wrk.clone()
+        };
+        warm.votes().await?;
+        warm.healthz().await?;
+    }
     figures.rss_before = procfs::rss_kib(server_pid)?;
     let files_before = args
         .server_pid
