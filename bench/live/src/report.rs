@@ -316,6 +316,18 @@ impl Figures {
 
     /// The row of the servers' CPU time per lone vote, with the streams read
     /// at once and held back: what one fan-out costs them.
+    /// The lone votes' delay to each stream, every delivery counted.
+    fn each_stream_row(&self) -> [String; 4] {
+        [
+            "lone vote: each stream".into(),
+            self.lone.each.map_or("-".into(), |m| {
+                format!("{}  ({} deliveries)", m.show(), m.count)
+            }),
+            String::new(),
+            String::new(),
+        ]
+    }
+
     fn cpu_per_vote_row(&self) -> [String; 4] {
         let per_vote = |cpu: f64, lone: &Lone| {
             if lone.votes > 0 {
@@ -605,14 +617,7 @@ impl Figures {
         ];
         rows.extend(self.lone_rows("", &checks));
         rows.push(self.cpu_per_vote_row());
-        rows.push([
-            "lone vote: each stream".into(),
-            self.lone.each.map_or("-".into(), |m| {
-                format!("{}  ({} deliveries)", m.show(), m.count)
-            }),
-            String::new(),
-            String::new(),
-        ]);
+        rows.push(self.each_stream_row());
         rows.extend(self.load_rows("votes/s", |r| &r.votes, mark("votes/s")));
         rows.extend(self.load_rows("GET /healthz req/s", |r| &r.healthz, mark("healthz req/s")));
         rows.extend([
@@ -800,14 +805,7 @@ impl Figures {
                 ]);
             }
         }
-        rows.push([
-            "lone vote: each stream".into(),
-            self.lone.each.map_or("-".into(), |m| {
-                format!("{}  ({} deliveries)", m.show(), m.count)
-            }),
-            String::new(),
-            String::new(),
-        ]);
+        rows.push(self.each_stream_row());
         rows.push(self.answered_row(&checks));
         rows.push(self.dropped_row(&checks));
         rows.push([
