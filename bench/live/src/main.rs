@@ -371,18 +371,16 @@ async fn run(args: Args) -> Result<Figures> {
     .map(|r| r.status);
     figures.page = args.page.clone();
     if args.lone_only {
-        figures.rss_end = procfs::rss_kib(server_pid)?;
         streams.count_losses(&mut figures);
         return Ok(figures);
     }
-
-    figures.rss_end = procfs::rss_kib(server_pid)?;
 
     // 4. The loads, in rounds: with the streams open, then with none.
     board.borrow_mut().lag_max = 0;
     let mut stale = Vec::new();
     let mut rates = Vec::new();
-    for round in 1..=args.rounds.max(1) {
+    let rounds = args.rounds.max(1);
+    for round in 1..=rounds {
         let open = board.borrow().open;
         progress(&format!("round {round}: vote flood, {open} streams open"));
         let cpu = Cpu::start(&pid);
@@ -406,6 +404,9 @@ async fn run(args: Args) -> Result<Figures> {
         figures.lag_flood = figures.lag_flood.max(board.borrow().lag_max);
         progress(&format!("round {round}: GET /healthz, {open} streams open"));
         let healthz_live = wrk.healthz().await?;
+        if round == 1 {
+            figures.rss_after_flood = procfs::rss_kib(server_pid)?;
+        }
 
         progress(&format!("round {round}: closing the streams"));
         let closed = Instant::now();
@@ -430,14 +431,14 @@ async fn run(args: Args) -> Result<Figures> {
             open,
             released,
         });
-        if round < args.rounds {
+        if round < rounds {
             progress(&format!("round {round}: opening the streams again"));
             streams.open().await;
         }
     }
     figures.stale = Ms::of(&mut stale);
     figures.events_per_second = spread(&rates);
-    streams.count_losses(&mut figures);
+    // The last round closed the streams: what went wrong with them is counted.
     Ok(figures)
 }
 

@@ -219,7 +219,8 @@ pub struct Figures {
     pub cpu_live: Option<CpuUse>,
     pub rss_before: u64,
     pub rss_with: u64,
-    pub rss_end: u64,
+    /// With the streams open, after the first round's loads.
+    pub rss_after_flood: u64,
     pub open_seconds: f64,
     pub first_event_seconds: f64,
     pub with_first_event: usize,
@@ -598,12 +599,12 @@ impl Figures {
             ],
             self.first_event_row(),
             [
-                "server RSS before / with streams / at end".into(),
+                "server RSS before / with streams / after a flood".into(),
                 format!(
                     "{:.1} / {:.1} / {:.1} MiB",
                     mib(self.rss_before),
                     mib(self.rss_with),
-                    mib(self.rss_end)
+                    mib(self.rss_after_flood)
                 ),
                 String::new(),
                 String::new(),
